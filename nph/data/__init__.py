@@ -1,0 +1,1 @@
+"""The data layer: label table, measurements, labelled dataset folders, ingestion and phantoms."""
