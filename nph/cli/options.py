@@ -1,0 +1,65 @@
+"""Typed reads of config values for command modules: one place that turns a bad value into InputError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nph.errors import InputError
+
+__all__ = ["flag", "integer", "number", "optional_path", "path", "plain"]
+
+
+def plain(cfg: DictConfig, key: str) -> Any:
+    """The value as plain Python (lists and dicts instead of OmegaConf containers)."""
+    value = cfg[key]
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def integer(cfg: DictConfig, key: str, *, minimum: int | None = None) -> int:
+    """A whole number, at least ``minimum`` when given."""
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"{key}: expected a whole number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InputError(f"{key}={value}: must be at least {minimum}")
+    return value
+
+
+def number(cfg: DictConfig, key: str, *, minimum: float | None = None) -> float:
+    """A finite real number, at least ``minimum`` when given."""
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InputError(f"{key}: expected a number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise InputError(f"{key}={value}: must be at least {minimum}")
+    return float(value)
+
+
+def flag(cfg: DictConfig, key: str) -> bool:
+    """true or false."""
+    value = cfg[key]
+    if not isinstance(value, bool):
+        raise InputError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def path(cfg: DictConfig, key: str, *, must_exist: bool = False) -> Path:
+    """A filesystem path; with ``must_exist`` a missing one is an error naming it."""
+    value = cfg[key]
+    if value is None or str(value).strip() == "":
+        raise InputError(f"{key}: a path is required")
+    result = Path(str(value)).expanduser()
+    if must_exist and not result.exists():
+        raise InputError(f"{key}={result}: no such file or folder")
+    return result
+
+
+def optional_path(cfg: DictConfig, key: str, *, must_exist: bool = False) -> Path | None:
+    """Like :func:`path`, but null or empty means None."""
+    value = cfg.get(key)
+    if value is None or str(value).strip() == "":
+        return None
+    return path(cfg, key, must_exist=must_exist)

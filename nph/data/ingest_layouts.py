@@ -1,0 +1,142 @@
+"""Finding (image, label) pairs on disk for ``nph ingest``: paired globs or the BIDS-like LDM100k layout.
+
+Each layout yields :class:`CaseSource` records with a case id that is unique and safe as a file name.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from nph.errors import InputError
+
+__all__ = [
+    "DEFAULT_CASE_SUFFIX",
+    "VOLUME_SUFFIXES",
+    "CaseSource",
+    "case_id_from",
+    "ldm100k_cases",
+    "paired_cases",
+    "sanitise_case_id",
+    "strip_volume_suffix",
+]
+
+#: File endings nph reads as volumes; stripped before deriving a case id.
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh")
+#: Modality / label-map tags removed from the end of a file name (repeatedly) to find the shared case id.
+DEFAULT_CASE_SUFFIX = r"_(T1w|T2w|FLAIR|flair|T1|T2|synthseg|SynthSeg|seg|aseg|label|labels|mask|dseg)$"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class CaseSource:
+    """One case to ingest: its id and the image and label map it comes from."""
+
+    case_id: str
+    image: Path
+    label: Path
+
+
+def strip_volume_suffix(name: str) -> str:
+    """``sub-01_T1w.nii.gz`` → ``sub-01_T1w``."""
+    for suffix in VOLUME_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def sanitise_case_id(raw: str, source: str) -> str:
+    """Replace characters outside ``[A-Za-z0-9._-]`` with ``_`` (a case id names files in the dataset)."""
+    safe = _UNSAFE.sub("_", raw).strip("._-")
+    if not safe:
+        raise InputError(f"{source}: cannot derive a case id from {raw!r}")
+    return safe
+
+
+def case_id_from(path: Path, suffix_pattern: re.Pattern[str]) -> str:
+    """The case id of a file: its name minus the volume suffix and minus every trailing tag that matches."""
+    stem = strip_volume_suffix(path.name)
+    while True:
+        shorter = suffix_pattern.sub("", stem, count=1)
+        if shorter == stem or not shorter:
+            break
+        stem = shorter
+    return sanitise_case_id(stem, str(path))
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as err:
+        raise InputError(f"case_suffix: {pattern!r} is not a valid regular expression ({err})") from err
+
+
+def _expand(pattern: str, key: str) -> list[Path]:
+    files = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser()), recursive=True))
+    files = [p for p in files if p.is_file()]
+    if not files:
+        raise InputError(f"{key}={pattern}: no files match")
+    return files
+
+
+def _by_id(files: list[Path], pattern: re.Pattern[str], key: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in files:
+        case_id = case_id_from(path, pattern)
+        if case_id in found:
+            raise InputError(f"{key}: {found[case_id]} and {path} both give case id '{case_id}'")
+        found[case_id] = path
+    return found
+
+
+def _listed(names: list[str]) -> str:
+    more = f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else ""
+    return ", ".join(names[:_MAX_LISTED]) + more
+
+
+def paired_cases(images: str, labels: str, case_suffix: str = DEFAULT_CASE_SUFFIX) -> list[CaseSource]:
+    """Pair the files of two globs by sorted case id; every image needs exactly one label and vice versa.
+
+    Raises:
+        InputError: a glob matches nothing, counts differ, ids collide, or names do not pair up.
+    """
+    pattern = _compile(case_suffix)
+    image_ids = _by_id(_expand(images, "images"), pattern, "images")
+    label_ids = _by_id(_expand(labels, "labels"), pattern, "labels")
+    only_images = sorted(set(image_ids) - set(label_ids))
+    only_labels = sorted(set(label_ids) - set(image_ids))
+    if only_images or only_labels:
+        parts = [f"{len(image_ids)} images and {len(label_ids)} labels"]
+        if only_images:
+            parts.append(f"images without a label: {_listed([str(image_ids[i]) for i in only_images])}")
+        if only_labels:
+            parts.append(f"labels without an image: {_listed([str(label_ids[i]) for i in only_labels])}")
+        raise InputError(f"images={images}, labels={labels}: cannot pair them by case id ({'; '.join(parts)})")
+    return [CaseSource(case_id, image_ids[case_id], label_ids[case_id]) for case_id in sorted(image_ids)]
+
+
+def ldm100k_cases(root: Path) -> list[CaseSource]:
+    """``root/rawdata/<sub>/anat/<sub>_T1w.nii.gz`` with its mask at ``root/masks/<sub>/anat/<sub>_T1w.nii.gz``.
+
+    A missing mask is not an error here: that case then fails on its own and the others proceed.
+    """
+    root = Path(root).expanduser()
+    rawdata = root / "rawdata"
+    if not rawdata.is_dir():
+        raise InputError(f"{rawdata}: no such folder (layout=ldm100k expects root/rawdata and root/masks)")
+    cases: list[CaseSource] = []
+    seen: dict[str, Path] = {}
+    for image in sorted(rawdata.glob("*/anat/*_T1w.nii*")):
+        subject = image.parent.parent.name
+        case_id = sanitise_case_id(subject, str(image))
+        if case_id in seen:
+            raise InputError(f"{image}: case id '{case_id}' already taken by {seen[case_id]}")
+        seen[case_id] = image
+        label = root / "masks" / subject / "anat" / image.name
+        cases.append(CaseSource(case_id, image, label))
+    if not cases:
+        raise InputError(f"{rawdata}: no <sub>/anat/<sub>_T1w.nii.gz images found")
+    return cases

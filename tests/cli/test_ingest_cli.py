@@ -1,0 +1,131 @@
+"""``nph ingest`` end to end: globs and LDM100k layout, one-line errors with exit 2, filters, resume."""
+
+from __future__ import annotations
+
+import csv
+import logging
+
+import numpy as np
+import pytest
+from ingest_inputs import aseg_version, head_labels, write_pair, write_volume
+
+from nph.data.dataset import LabelledDataset
+
+TINY_SHAPE = (32, 48, 32)
+
+
+@pytest.fixture(autouse=True)
+def _info_logs(caplog):
+    """The command logs at INFO (pytest's log capture, not stderr, receives it in tests)."""
+    caplog.set_level(logging.INFO)
+
+
+@pytest.fixture
+def scans(tmp_path):
+    """Three good cases (RAS, LAS .mgz, aseg ids); returns the image and label globs."""
+    write_pair(tmp_path / "in" / "p1_FLAIR.nii.gz", tmp_path / "in" / "p1_synthseg.nii.gz", seed=1)
+    write_pair(tmp_path / "in" / "p2_FLAIR.mgz", tmp_path / "in" / "p2_synthseg.mgz", seed=2, flips=(0,))
+    write_pair(tmp_path / "in" / "p3_FLAIR.nii.gz", tmp_path / "in" / "p3_synthseg.nii.gz", seed=3,
+               labels=aseg_version(head_labels()))
+    return f"images={tmp_path}/in/*_FLAIR.*", f"labels={tmp_path}/in/*_synthseg.*"
+
+
+def test_paired_globs_make_a_dataset_on_the_experiment_grid(run_nph, tmp_path, scans, caplog) -> None:
+    result = run_nph("ingest", *scans, f"out={tmp_path}/out", "experiment=tiny")
+    assert result.status == 0, result.err
+    assert "3/3" in result.err and "case/s" in result.err  # progress bar with a rate
+    assert "experiment: tiny" in caplog.text and "cases/s" in caplog.text  # config printed, final rate
+    dataset = LabelledDataset(tmp_path / "out")
+    assert dataset.case_ids == ["p1", "p2", "p3"] and dataset.has_images
+    assert list(dataset.manifest["label_scheme"]) == ["synthseg", "synthseg", "aseg"]
+    assert set(dataset.manifest["source"]) == {"ingest"} and dataset.info["nph"]["source"] == "ingest"
+    assert dataset.info["nph"]["ingest_options"]["shape"] == list(TINY_SHAPE)
+    for case_id in dataset.case_ids:
+        image = dataset.image(case_id)
+        assert image.shape == TINY_SHAPE and image.spacing == pytest.approx((5.0, 4.667, 5.0))
+        assert image.data.min() >= 0.0 and image.data.max() == 1.0
+    assert np.array_equal(dataset.label("p1").data, dataset.label("p2").data)  # LAS .mgz: same anatomy
+    assert not (tmp_path / "out" / "ingest_errors.csv").exists()
+
+
+def test_bad_cases_exit_2_with_one_line_each_and_keep_the_rest(run_nph, tmp_path, scans, caplog) -> None:
+    out = tmp_path / "out"
+    assert run_nph("ingest", *scans, f"out={out}", "experiment=tiny").status == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "imagesTr").iterdir()}
+    (tmp_path / "in" / "p4_FLAIR.nii.gz").write_bytes(b"corrupt")
+    write_volume(tmp_path / "in" / "p4_synthseg.nii.gz", head_labels())
+    unknown = head_labels()
+    unknown[10:12, 20, 20] = 777
+    write_pair(tmp_path / "in" / "p5_FLAIR.nii.gz", tmp_path / "in" / "p5_synthseg.nii.gz", labels=unknown)
+    write_volume(tmp_path / "in" / "p6_FLAIR.nii.gz", np.ones((40, 48, 40), np.float32))
+    write_volume(tmp_path / "in" / "p6_synthseg.nii.gz", head_labels(), affine=np.diag([1.0, 1.0, 1.2, 1.0]))
+    result = run_nph("ingest", *scans, f"out={out}", "experiment=tiny")
+    assert result.status == 2
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    corrupt = [line for line in lines if "p4_FLAIR.nii.gz: cannot read as NIfTI/MGZ" in line]
+    unknown_id = [line for line in lines if "p5_synthseg.nii.gz: label ids [777]" in line]
+    mismatch = [line for line in lines if "p6_synthseg.nii.gz: affine differs from image" in line]
+    assert len(corrupt) == len(unknown_id) == len(mismatch) == 1
+    assert result.err.splitlines()[-1] == (
+        f"nph ingest: error: 3 of 6 cases failed (listed above and in {out}/ingest_errors.csv); "
+        f"the other 3 were written to {out}")
+    with open(out / "ingest_errors.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["case"], r["file"].rsplit("/", 1)[1]) for r in rows] == [
+        ("p4", "p4_FLAIR.nii.gz"), ("p5", "p5_synthseg.nii.gz"), ("p6", "p6_synthseg.nii.gz")]
+    assert LabelledDataset(out).case_ids == ["p1", "p2", "p3"]
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "imagesTr").iterdir()} == before  # resumed, untouched
+    assert "resuming: 3 of 6 cases" in caplog.text
+
+
+def test_nothing_usable_exits_2_and_writes_nothing(run_nph, tmp_path) -> None:
+    (tmp_path / "a_T1w.nii").write_bytes(b"garbage")
+    write_volume(tmp_path / "a_seg.nii", head_labels())
+    result = run_nph("ingest", f"images={tmp_path}/*_T1w.nii", f"labels={tmp_path}/*_seg.nii",
+                     f"out={tmp_path}/out", "experiment=tiny")
+    assert result.status == 2 and "no usable case among 1 (1 failed, 0 filtered out); nothing written" in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ldm100k_layout_with_thick_slices_filtered(run_nph, tmp_path, caplog) -> None:
+    root = tmp_path / "ldm"
+    for sub, affine in (("sub-a", None), ("sub-b", np.diag([1.0, 1.0, 2.5, 1.0])), ("sub-c", None)):
+        write_pair(root / "rawdata" / sub / "anat" / f"{sub}_T1w.nii.gz",
+                   root / "masks" / sub / "anat" / f"{sub}_T1w.nii.gz", affine=affine)
+    (root / "rawdata" / "sub-c" / "anat" / "sub-c_T1w.json").write_text('{"SliceThickness": 3.0}')
+    result = run_nph("ingest", "layout=ldm100k", f"root={root}", f"out={tmp_path}/out", "experiment=tiny",
+                     "filters.max_slice_thickness_mm=2.0")
+    assert result.status == 0, result.err
+    assert "filtered out sub-b: slice thickness 2.5 mm (header spacing) > max_slice_thickness_mm=2.0" in caplog.text
+    assert "filtered out sub-c: slice thickness 3 mm (sidecar) > max_slice_thickness_mm=2.0" in caplog.text
+    assert LabelledDataset(tmp_path / "out").case_ids == ["sub-a"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["layout=bids"], "layout: 'bids' is not one of paired, ldm100k"),
+        (["layout=ldm100k"], "root: layout=ldm100k needs root=DIR"),
+        (["images=x*"], "labels: layout=paired needs images=GLOB labels=GLOB"),
+        (["images=/nonexistent/*.nii", "labels=/nonexistent/*.nii"], "images=/nonexistent/*.nii: no files match"),
+        (["layout=ldm100k", "root=/"], "/rawdata: no such folder"),
+        (["layout=ldm100k", "root=/", "filters.bogus=1"], "bad configuration"),
+        (["layout=ldm100k", "root=/", "percentiles=[1]"], "percentiles: expected [low, high], got [1]"),
+        (["layout=ldm100k", "root=/", "filters.require_3d=maybe"], "require_3d: expected true or false, got 'maybe'"),
+        (["layout=ldm100k", "root=/", "workers=two"], "workers: expected a whole number, got 'two'"),
+        (["layout=ldm100k", "root=/", "grid.spacing=[1,a,1]"], "spacing: expected a list of numbers, got [1, 'a', 1]"),
+    ],
+)
+def test_bad_settings_are_one_line_exit_2(run_nph, tmp_path, args, message) -> None:
+    result = run_nph("ingest", f"out={tmp_path}/out", "experiment=tiny", *args)
+    assert result.status == 2 and message in result.err.splitlines()[-1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_label_scheme_and_grid_are_named(run_nph, tmp_path, scans) -> None:
+    result = run_nph("ingest", *scans, f"out={tmp_path}/out", "label_scheme=fs")
+    assert result.status == 2 and result.err.splitlines()[-1].endswith(
+        "label_scheme: 'fs' is not one of auto, synthseg, aseg")
+    result = run_nph("ingest", *scans, f"out={tmp_path}/out", "grid.shape=[8,8]")
+    assert result.status == 2 and "grid.shape: expected three positive integers, got [8, 8]" in result.err
+    assert not (tmp_path / "out").exists()
