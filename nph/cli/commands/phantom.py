@@ -12,8 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from nph.cli.options import flag, integer, plain
 from nph.data.phantoms import write_phantom_dataset
 from nph.errors import InputError
 
@@ -26,42 +27,23 @@ def run(cfg: DictConfig) -> None:
     """Write the phantom dataset and log where it went and its ventricle range."""
     manifest = write_phantom_dataset(
         Path(str(cfg.out)),
-        _integer(cfg, "n"),
-        _integer(cfg, "seed"),
-        shape=_plain(cfg, "shape"),
-        spacing=_plain(cfg, "spacing"),
+        integer(cfg, "n"),
+        integer(cfg, "seed"),
+        shape=plain(cfg, "shape"),
+        spacing=plain(cfg, "spacing"),
         enlargement_range=_range(cfg),
         contrast=str(cfg.contrast),
-        workers=_integer(cfg, "workers"),
-        overwrite=_flag(cfg, "overwrite"),
+        workers=integer(cfg, "workers"),
+        overwrite=flag(cfg, "overwrite"),
     )
     fraction = manifest["ventricle_fraction"] * 100.0
     log.info("%s: %d phantoms, ventricles %.1f–%.1f %% of ICV, Evans index %.2f–%.2f", cfg.out, len(manifest),
              fraction.min(), fraction.max(), manifest["evans_index"].min(), manifest["evans_index"].max())
 
 
-def _plain(cfg: DictConfig, key: str) -> Any:
-    value = cfg[key]
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
-
-
-def _integer(cfg: DictConfig, key: str) -> int:
-    value = cfg[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"{key}: expected a whole number, got {value!r}")
-    return value
-
-
-def _flag(cfg: DictConfig, key: str) -> bool:
-    value = cfg[key]
-    if not isinstance(value, bool):
-        raise InputError(f"{key}: expected true or false, got {value!r}")
-    return value
-
-
 def _range(cfg: DictConfig) -> list[Any]:
     """``ventricles``: [low, high], or one number for a fixed enlargement."""
-    value = _plain(cfg, "ventricles")
+    value = plain(cfg, "ventricles")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return [value, value]
     if not isinstance(value, list):
