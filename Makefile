@@ -43,3 +43,26 @@ bench: install
 
 clean-venv:
 	rm -rf $(VENV)
+
+# --- cluster: a loopback SLURM for tests and demos, the image, progress (docs/cluster.md) ---
+SLURM_STATE ?= /tmp/nph-slurm
+CONTAINER ?= nph
+CONTAINER_SIF ?= containers/$(CONTAINER).sif
+OUT ?= outputs
+# The image's torch: the lock's version, CUDA 13.0 wheels like its base image (containers/nph.def).
+CONTAINER_TORCH_SPEC ?= $(TORCH_SPEC) --index-url https://download.pytorch.org/whl/cu130
+
+.PHONY: slurm-up slurm-down container status
+
+slurm-up:  ## start a single-node SLURM (root; installs the Debian packages if missing)
+	scripts/slurm_local.sh start $(SLURM_STATE)
+	@echo "export SLURM_CONF=$(SLURM_STATE)/etc/slurm.conf"
+
+slurm-down:
+	scripts/slurm_local.sh stop $(SLURM_STATE)
+
+container:  ## APPTAINER=..., APPTAINER_BUILD_FLAGS=--fakeroot, TORCH_SPEC=... are passed through
+	TORCH_SPEC="$(CONTAINER_TORCH_SPEC)" containers/build.sh $(CONTAINER) $(CONTAINER_SIF)
+
+status: install  ## progress of what python -m launch submitted into OUT
+	$(BIN)/python -m launch status out=$(OUT)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 THESIS_SHAPE = (96, 128, 96)
 THESIS_SPACING = (1.667, 1.75, 1.667)
 CASE_PREFIX = "phantom_"
+LAUNCH_RECORDS = "launch"  # python -m launch keeps its job records in <out>/launch/
 WARP_MM = 2.5  # amplitude of the smooth per-case displacement
 HEAD_SIZE_SD = 0.04  # per-axis log-normal head size variation
 VENTRICLE_SCALE = 1.23  # baseline ventricle size (linear) relative to the template's
@@ -203,9 +204,14 @@ def _check_target(paths: DatasetPaths, parameters: dict[str, Any], overwrite: bo
 
 
 def _only_case_files(paths: DatasetPaths) -> bool:
-    """An interrupted phantom run: nothing but imagesTr/ and labelsTr/ holding phantom case files."""
+    """An interrupted phantom run: nothing but imagesTr/ and labelsTr/ holding phantom case files.
+
+    A ``launch/`` folder (job records of ``python -m launch``, which runs this command) is left alone.
+    """
     allowed = {paths.images_dir.name, paths.labels_dir.name}
     for entry in paths.root.iterdir():
+        if entry.name == LAUNCH_RECORDS and entry.is_dir():
+            continue
         if entry.name not in allowed or not entry.is_dir():
             return False
         if any(not f.name.startswith((CASE_PREFIX, TEMP_PREFIX)) for f in entry.iterdir()):

@@ -1,0 +1,112 @@
+"""The command line of one task: ``python -m nph ...`` on the host, or ``apptainer exec --nv`` inside an image.
+
+Paths named in the overrides are made absolute (a task may start in another folder) and bound into the
+container at the same place, with the launcher's own folder. No ``--cleanenv``: SLURM_* and
+CUDA_VISIBLE_DEVICES must stay visible inside, or DDP and GPU binding break.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import yaml
+
+__all__ = ["PATH_KEYS", "absolute_paths", "bind_folders", "task_argv"]
+
+#: Override keys whose values are files or folders (DESIGN.md's command table).
+PATH_KEYS = frozenset(
+    {
+        "out",
+        "data",
+        "models",
+        "masks",
+        "images",
+        "labels",
+        "root",
+        "input",
+        "reference",
+        "predictions",
+        "real",
+        "synthetic",
+        "weights",
+    }
+)
+
+
+def _split(override: str) -> tuple[str, str] | None:
+    key, sep, value = override.partition("=")
+    return (key.lstrip("+~"), value) if sep else None
+
+
+def _path_values(value: str) -> list[str]:
+    """The paths in one override value: a path, a glob, ``[a,b]`` or ``{name: path}``."""
+    if value.startswith(("[", "{")):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return []
+        items = parsed.values() if isinstance(parsed, dict) else parsed if isinstance(parsed, list) else []
+        return [str(v) for v in items if isinstance(v, str | Path)]
+    return [value] if value and value.lower() not in ("null", "none", "???") else []
+
+
+def _absolute(value: str, cwd: Path) -> str:
+    return value if os.path.isabs(value) else str((cwd / value).resolve())
+
+
+def absolute_paths(overrides: Sequence[str], cwd: Path) -> list[str]:
+    """``out=runs/a`` → ``out=<cwd>/runs/a`` for every path key; other overrides pass unchanged."""
+    result = []
+    for override in overrides:
+        split = _split(override)
+        if split is None or split[0] not in PATH_KEYS or split[1].startswith(("[", "{")) or not _path_values(split[1]):
+            result.append(override)
+            continue
+        key = override.partition("=")[0]
+        result.append(f"{key}={_absolute(split[1], cwd)}")
+    return result
+
+
+def _existing_folder(path: str) -> Path:
+    """The folder to bind for ``path``: itself if it is a folder, else its nearest existing ancestor."""
+    parts = Path(path).parts
+    if glob.has_magic(path):  # images=/data/*.nii.gz: bind the folder above the first wildcard
+        parts = parts[: next(i for i, part in enumerate(parts) if glob.has_magic(part))]
+    candidate = Path(*parts) if parts else Path("/")
+    while not candidate.is_dir() and candidate != candidate.parent:
+        candidate = candidate.parent
+    return candidate
+
+
+def bind_folders(overrides: Sequence[str], extra: Iterable[Path], cwd: Path) -> list[Path]:
+    """Folders to bind: those of every path override plus ``extra``, without ones inside another or ``/``."""
+    folders = {_existing_folder(str(Path(p).resolve())).resolve() for p in extra}
+    for override in overrides:
+        split = _split(override)
+        if split and split[0] in PATH_KEYS:
+            folders.update(_existing_folder(_absolute(v, cwd)).resolve() for v in _path_values(split[1]))
+    folders.discard(Path("/"))
+    ordered = sorted(folders, key=lambda p: (len(p.parts), str(p)))
+    kept: list[Path] = []
+    for folder in ordered:
+        if not any(folder.is_relative_to(k) for k in kept):
+            kept.append(folder)
+    return kept
+
+
+def task_argv(
+    nph_args: Sequence[str],
+    container: Path | None = None,
+    binds: Sequence[Path] = (),
+    apptainer: str = "apptainer",
+    python: str | None = None,
+) -> list[str]:
+    """The argument list one task executes (never a shell string)."""
+    if container is None:
+        return [python or sys.executable, "-m", "nph", *nph_args]
+    bind = ",".join(str(b) for b in binds)
+    return [apptainer, "exec", "--nv", *(["--bind", bind] if bind else []), str(container), "nph", *nph_args]
