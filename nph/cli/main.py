@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from omegaconf import OmegaConf
@@ -73,10 +76,11 @@ def _usage() -> str:
 
 
 def _summary(command: str) -> str:
-    try:
-        doc = importlib.import_module(COMMANDS[command]).__doc__ or ""
-    except ImportError as err:  # a broken optional dependency should not hide the other commands
-        return f"(unavailable: {err})"
+    """First docstring line of the command's module, read from its source: importing torch for --help is slow."""
+    spec = importlib.util.find_spec(COMMANDS[command])
+    if spec is None or spec.origin is None:
+        return "(unavailable: module not found)"
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text())) or ""
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 

@@ -14,9 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "write_bytes", "write_json", "write_text", "fsync_dir"]
+__all__ = ["atomic_path", "fsync_dir", "write_bytes", "write_json", "write_text"]
 
 TEMP_PREFIX = ".tmp-"
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:
@@ -40,6 +47,7 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(dest.suffixes)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix, dir=dest.parent)
+    os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; shared cluster storage needs the usual mode
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -106,3 +106,14 @@ def test_same_data_gives_identical_bytes(tmp_path) -> None:
     save_volume(tmp_path / "a.nii.gz", data, np.eye(4))
     save_volume(tmp_path / "b.nii.gz", data, np.eye(4))
     assert (tmp_path / "a.nii.gz").read_bytes() == (tmp_path / "b.nii.gz").read_bytes()
+
+
+def test_written_files_get_the_usual_mode_not_mkstemps_0600(tmp_path) -> None:
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        save_volume(tmp_path / "m.nii.gz", np.ones((2, 2, 2)), np.eye(4))
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "m.nii.gz").stat().st_mode & 0o777 == 0o644

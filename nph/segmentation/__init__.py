@@ -1,0 +1,1 @@
+"""Segmentation stage: nnU-Net v2 export/plan/train/predict, the SynthSeg runner, the SynthSeg-style randomiser."""

@@ -1,0 +1,70 @@
+"""nnU-Net prediction into a prediction folder: stage inputs, run the trained model, check and label the output."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from nph.data.dataset import FILE_ENDING
+from nph.evaluation.schemes import write_prediction_folder_labels
+from nph.io.nifti import load_volume
+from nph.segmentation.nnunet_run import predict_command
+from nph.segmentation.prediction import find_images, save_prediction, stage_inputs
+from nph.segmentation.process import run_logged
+
+__all__ = ["predict_to_folder"]
+
+log = logging.getLogger(__name__)
+
+
+def predict_to_folder(
+    model: Path,
+    input_dir: Path,
+    out_dir: Path,
+    *,
+    fold: str,
+    device: str,
+    threads: int,
+    processes: int,
+    env: Mapping[str, str],
+    log_file: Path,
+) -> list[str]:
+    """Predict every image of ``input_dir`` with the nnU-Net ``model`` folder into the prediction folder ``out_dir``.
+
+    Each output has its reference image's shape and affine (RAS+); ``labels.json`` records the model's scheme.
+    Returns the predicted case ids.
+    """
+    images = find_images(input_dir)
+    info = json.loads((model / "dataset.json").read_text())
+    staging = out_dir / ".nph-staging"
+    try:
+        stage_inputs(images, staging / "in")
+        cmd = predict_command(staging / "in", staging / "out", model, fold, device, threads, processes)
+        run_logged(cmd, env, log_file, "nnU-Net predict")
+        for case, path in images.items():
+            _collect(staging / "out" / f"{case}{FILE_ENDING}", path, case, out_dir, len(info["labels"]))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    scheme = info.get("nph", {}).get("scheme", "all33")
+    write_prediction_folder_labels(out_dir, "binary" if scheme == "ventricles1" else "contiguous", info["labels"])
+    log.info("predicted %d cases into %s", len(images), out_dir)
+    return list(images)
+
+
+
+def _collect(raw: Path, reference_path: Path, case: str, out_dir: Path, n_classes: int) -> None:
+    """Check one nnU-Net output against its reference image and write it into the prediction folder."""
+    if not raw.is_file():
+        raise RuntimeError(f"{raw}: nnU-Net wrote no prediction for case {case}")
+    predicted = load_volume(raw, integer=True)
+    reference = load_volume(reference_path)
+    if not np.allclose(predicted.affine, reference.affine, atol=1e-3):
+        raise RuntimeError(f"{raw}: prediction affine differs from its reference {reference_path}")
+    if predicted.data.max(initial=0) >= n_classes:
+        raise RuntimeError(f"{raw}: class {predicted.data.max()} outside the model's {n_classes} labels")
+    save_prediction(out_dir, case, predicted.data, reference, source=raw)

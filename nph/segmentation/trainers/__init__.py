@@ -1,0 +1,1 @@
+"""nnU-Net trainers defined in nph, found by name through ``nnUNet_extTrainer`` (never edits the installed package)."""

@@ -1,0 +1,52 @@
+"""nnU-Net's default trainer with its run length taken from the environment nph builds from config.
+
+nph's ``nnunet.epochs`` / ``iterations`` / ``val_iterations`` reach this class as ``NPH_NNUNET_*`` variables
+of the training subprocess, so a short CI run and a long cluster run use the same class and the same code.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+__all__ = ["nnUNetTrainer_nph", "nnUNetTrainer_nph_tiny"]
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    return int(value) if value.strip() else default
+
+
+class nnUNetTrainer_nph(nnUNetTrainer):
+    """Default nnU-Net training; epochs × iterations from ``NPH_NNUNET_EPOCHS``/``_ITERATIONS``/``_VAL_ITERATIONS``."""
+
+    default_epochs = 1000
+    default_iterations = 250
+    default_val_iterations = 50
+
+    def __init__(
+        self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+        device: torch.device = torch.device("cuda"),  # noqa: B008 (nnU-Net's own signature)
+    ) -> None:
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = _env_int("NPH_NNUNET_EPOCHS", self.default_epochs)
+        self.num_iterations_per_epoch = _env_int("NPH_NNUNET_ITERATIONS", self.default_iterations)
+        self.num_val_iterations_per_epoch = _env_int("NPH_NNUNET_VAL_ITERATIONS", self.default_val_iterations)
+
+
+class nnUNetTrainer_nph_tiny(nnUNetTrainer_nph):
+    """A few iterations for tests on CPU (2 epochs × 5 iterations unless the environment says otherwise).
+
+    No mirroring: test-time mirroring in 3D costs 8 forward passes per patch, most of a tiny run's time.
+    """
+
+    default_epochs = 2
+    default_iterations = 5
+    default_val_iterations = 2
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):  # type: ignore[no-untyped-def]
+        rotation, dummy_2d, patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, patch_size, None
