@@ -131,7 +131,8 @@ def contiguous_to_ids(indices: npt.NDArray[np.integer]) -> npt.NDArray[np.int16]
     """Contiguous indices 0..32 → SynthSeg ids; an index out of range is an error."""
     indices = np.asarray(indices)
     if indices.size and (indices.min() < 0 or indices.max() >= NUM_CLASSES):
-        raise InputError(f"contiguous label indices must lie in 0..{NUM_CLASSES - 1}, got {indices.min()}..{indices.max()}")
+        lo, hi = indices.min(), indices.max()
+        raise InputError(f"contiguous label indices must lie in 0..{NUM_CLASSES - 1}, got {lo}..{hi}")
     return _INDEX_TO_ID[indices.astype(np.int64)]
 
 

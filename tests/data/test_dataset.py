@@ -54,7 +54,7 @@ def test_masks_only_dataset(tmp_path) -> None:
 
 
 def test_open_refuses_broken_folders(tmp_path) -> None:
-    with pytest.raises(InputError, match="dataset.json: missing"):
+    with pytest.raises(InputError, match=r"dataset\.json: missing"):
         LabelledDataset(tmp_path)
     _write(tmp_path)
     info = json.loads((tmp_path / "dataset.json").read_text())

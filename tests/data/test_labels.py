@@ -36,7 +36,7 @@ def test_ids_contiguous_one_hot_round_trip() -> None:
 def test_unknown_id_is_an_error_naming_it() -> None:
     with pytest.raises(InputError, match=r"\[6, 99\]"):
         L.ids_to_contiguous(np.array([0, 6, 4, 99]), source="x.nii.gz")
-    with pytest.raises(InputError, match="0..32"):
+    with pytest.raises(InputError, match=r"0\.\.32"):
         L.contiguous_to_ids(np.array([0, 33]))
 
 
