@@ -1,0 +1,84 @@
+"""Train one stage (mask_ae | mask_dm | image_ae | image_dm) into a model bundle models/<stage>/.
+
+    nph train stage=mask_ae data=DIR models=DIR [experiment=tiny]
+
+Sizes and engine settings come from the experiment config's <stage> section. Re-running the same command
+resumes from models/<stage>/training/checkpoint.pt (also after SIGTERM/SIGUSR2, e.g. a SLURM timeout).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from nph.errors import InputError
+from nph.models.bundle import save_bundle
+from nph.training import Engine, EngineConfig
+from nph.training.distributed import dist_env_from_environ, shutdown_distributed
+from nph.training.tracking import Tracker, read_local_config, run_id_for
+
+__all__ = ["STAGE_MODULES", "run"]
+
+log = logging.getLogger(__name__)
+#: stage → module whose ``STAGES[stage]`` builds it (imported only when that stage runs)
+STAGE_MODULES = {"mask_ae": "nph.training.mask_stages", "mask_dm": "nph.training.mask_stages",
+                 "image_ae": "nph.training.image_stages", "image_dm": "nph.training.image_stages"}
+
+
+def run(cfg: DictConfig) -> None:
+    """Build the stage, train it with the engine, and write the bundle (rank 0)."""
+    stage = str(cfg.stage)
+    if stage not in STAGE_MODULES:
+        raise InputError(f"stage={stage}: expected one of {', '.join(STAGE_MODULES)}")
+    if stage not in cfg or not OmegaConf.is_dict(cfg[stage]):
+        raise InputError(f"stage={stage}: experiment={cfg.experiment} has no '{stage}:' section")
+    section: dict[str, Any] = OmegaConf.to_container(cfg[stage], resolve=True)  # type: ignore[assignment]
+    if "train" not in section:
+        raise InputError(f"{stage}.train: missing (the engine settings of this stage)")
+    engine_cfg = EngineConfig.from_dict(dict(section["train"]))
+    models = Path(str(cfg.models))
+    setup = _setup(stage, section, cfg, models)
+    env = dist_env_from_environ(os.environ)
+    out = models / stage
+    run_config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    tracker = _tracker(cfg, stage, out, run_config) if env.is_main else None
+    engine = Engine(setup.task, setup.examples, engine_cfg, out / "training", run_config=run_config, dist_env=env,
+                    tracker=tracker, weights=getattr(setup, "weights", None), validation=setup.validation)
+    try:
+        result = engine()
+    finally:
+        shutdown_distributed()
+    if result.interrupted:
+        log.warning("%s: stopped at step %d of %d; run the same command again to resume", stage, result.steps,
+                    engine_cfg.max_steps)
+        return
+    if env.is_main:
+        meta = {**setup.finish(result.weights), "steps": result.steps, "final_loss": result.losses[-1],
+                "validation": result.validation}
+        config = {"experiment": str(cfg.experiment), "grid": run_config.get("grid"), **setup.bundle_config,
+                  "train": section["train"]}
+        save_bundle(out, setup.kind, config, result.weights, meta)
+
+
+def _setup(stage: str, section: dict[str, Any], cfg: DictConfig, models: Path) -> Any:
+    factory = importlib.import_module(STAGE_MODULES[stage]).STAGES[stage]
+    kwargs: dict[str, Any] = {"grid_shape": tuple(cfg.grid.shape) if "grid" in cfg else None,
+                              "init": cfg.get("init")}
+    if "models" in inspect.signature(factory).parameters:
+        kwargs["models"] = models
+    return factory(section, Path(str(cfg.data)), **kwargs)
+
+
+def _tracker(cfg: DictConfig, stage: str, out: Path, run_config: dict[str, Any]) -> Tracker:
+    wandb = cfg.get("wandb", {})
+    local = read_local_config(Path(str(wandb.get("local_config", "local_config.yml"))))
+    return Tracker(mode=str(wandb.get("mode", "offline")), run_id=run_id_for(str(cfg.experiment), stage, out),
+                   directory=out / "training", config=run_config, group=str(cfg.experiment),
+                   project=wandb.get("project") or local.get("project"),
+                   entity=wandb.get("entity") or local.get("entity"))
