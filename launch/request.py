@@ -96,10 +96,10 @@ def launch_folder(explicit: Any, nph_args: Sequence[str], cwd: Path) -> Path:
     """``launch_dir=`` if given, else ``<out>/launch`` (for a templated out, beside the per-task folders)."""
     if explicit is not None:
         return (cwd / str(explicit)).resolve()
-    for override in nph_args:
-        key, _, value = override.partition("=")
-        if key in OUTPUT_KEYS and value:
-            path = Path(value)
+    values = dict(override.partition("=")[::2] for override in nph_args)
+    for key in OUTPUT_KEYS:  # in priority order: out= wins over models= wherever it stands
+        if values.get(key):
+            path = Path(values[key])
             while any(t in str(path) for t in TEMPLATES):
                 path = path.parent
             return path.resolve() / "launch"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from tiny_ldm import train_tiny_ldm
 
 # Two cores are shared by the whole suite; keep BLAS/torch from oversubscribing them.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -34,3 +36,9 @@ def run_nph(capsys: pytest.CaptureFixture[str]) -> Callable[..., CommandResult]:
         return CommandResult(status, captured.out, captured.err)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def ldm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder with all four tiny bundles (mask_ae, mask_dm, image_ae, image_dm), trained once."""
+    return train_tiny_ldm(tmp_path_factory.mktemp("tiny_ldm"))

@@ -190,3 +190,11 @@ def test_subcommand_action_goes_first(run_launch, tmp_path: Path) -> None:
     assert result.out.splitlines()[1].endswith(f"-m nph nnunet plan root={tmp_path}/nn dataset=501")
     bad = run_launch("nnunet", f"root={tmp_path}/nn", "cluster=local")
     assert bad.status == 2 and "'nnunet' needs an action first: one of export, plan, train, predict" in bad.err
+
+
+def test_records_go_beside_out_even_when_models_comes_first(tmp_path) -> None:
+    from launch.request import launch_folder
+
+    folder = launch_folder(None, [f"models={tmp_path}/m", f"out={tmp_path}/o", "n=2"], tmp_path)
+    assert folder == (tmp_path / "o" / "launch").resolve()
+    assert launch_folder(None, [f"models={tmp_path}/m"], tmp_path) == (tmp_path / "m" / "launch").resolve()

@@ -1,0 +1,1 @@
+"""Synthesis at scale: shards of samples written atomically, resumed, merged into a labelled dataset."""
