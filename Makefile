@@ -64,8 +64,8 @@ slurm-down:
 container:  ## APPTAINER=..., APPTAINER_BUILD_FLAGS=--fakeroot, TORCH_SPEC=... are passed through
 	TORCH_SPEC="$(CONTAINER_TORCH_SPEC)" containers/build.sh $(CONTAINER) $(CONTAINER_SIF)
 
-status: install  ## progress of what python -m launch submitted into OUT
-	$(BIN)/python -m launch status out=$(OUT)
+status: install  ## progress of what python -m launch submitted into OUT (LAUNCH_DIR, default OUT/launch)
+	$(BIN)/python -m launch status launch_dir=$(LAUNCH_DIR)
 
 # --- make demo: the main job at toy scale on this machine (no GPU, no SLURM needed) ---
 # NPH phantoms → the four tiny models → synthetic pairs (python -m launch, local executor, sharded) →
@@ -79,6 +79,9 @@ DEMO_TEST_CASES ?= 8
 DEMO_SYNTHETIC ?= 24
 DEMO_SHARDS ?= 2
 DEMO_OVERRIDES ?=
+DEMO_GENERATE_ARGS ?= steps=50
+# nnU-Net label scheme of the demo: ventricles6 | ventricles1 | all33
+DEMO_SCHEME ?= ventricles6
 NPH := $(BIN)/nph
 D := $(DEMO_DIR)
 DEMO_ARGS = experiment=$(DEMO_EXPERIMENT) $(DEMO_OVERRIDES)
@@ -111,14 +114,14 @@ $(D)/models/image_dm/meta.json: $(D)/models/image_ae/meta.json
 
 $(D)/synthetic/manifest.csv: $(D)/models/mask_dm/meta.json $(D)/models/image_dm/meta.json
 	$(BIN)/python -m launch generate cluster=local shards=$(DEMO_SHARDS) models=$(D)/models \
-	  n=$(DEMO_SYNTHETIC) out=$(D)/synthetic seed=0 conditions.high=1.5 $(DEMO_ARGS)
+	  n=$(DEMO_SYNTHETIC) out=$(D)/synthetic seed=0 conditions.high=1.5 $(DEMO_GENERATE_ARGS) $(DEMO_ARGS)
 	$(NPH) generate-merge out=$(D)/synthetic $(DEMO_ARGS)
 
 $(D)/randomized/manifest.csv: $(D)/real/manifest.csv
 	$(NPH) randomize data=$(D)/real n=$(DEMO_SYNTHETIC) out=$(D)/randomized seed=0 $(DEMO_ARGS)
 
 $(D)/pred_%/labels.json: $(D)/%/manifest.csv $(D)/test/manifest.csv
-	$(NPH) nnunet export data=[$(D)/$*] root=$(D)/nnunet dataset=$(DEMO_ID_$*) name=$* scheme=ventricles6 $(DEMO_ARGS)
+	$(NPH) nnunet export data=[$(D)/$*] root=$(D)/nnunet dataset=$(DEMO_ID_$*) name=$* scheme=$(DEMO_SCHEME) $(DEMO_ARGS)
 	$(NPH) nnunet plan root=$(D)/nnunet dataset=$(DEMO_ID_$*) $(DEMO_ARGS)
 	$(NPH) nnunet train root=$(D)/nnunet dataset=$(DEMO_ID_$*) $(DEMO_ARGS)
 	$(NPH) nnunet predict root=$(D)/nnunet dataset=$(DEMO_ID_$*) input=$(D)/test out=$(D)/pred_$* $(DEMO_ARGS)
@@ -127,3 +130,123 @@ $(D)/benchmark/report.html: $(foreach s,$(DEMO_TRAINING_SETS),$(D)/pred_$(s)/lab
 	$(NPH) evaluate reference=$(D)/test out=$(D)/benchmark baseline=real \
 	  'predictions={synthetic: $(D)/pred_synthetic, randomized: $(D)/pred_randomized, real: $(D)/pred_real}' \
 	  $(DEMO_ARGS)
+
+# --- cluster workflow: each stage submitted through python -m launch (README "On a cluster", docs/cluster.md) ---
+# Every submit-* target prints its artifact's folder, the job ids, their logs and how to follow them.
+# A stage that needs the previous one waits for it in the queue (sbatch --dependency=afterok via after=).
+# Variables (`make help` lists them):
+## OUT: the run's folder; every folder below defaults to one inside it
+## CLUSTER: cluster profile configs/cluster/$(CLUSTER).yaml (slurm: copy it for your site; loopback: slurm-up)
+CLUSTER ?= slurm
+## EXPERIMENT: scale of every command: thesis | tiny
+EXPERIMENT ?= thesis
+## CONTAINER_SIF: Apptainer image the tasks run in; used when built, CONTAINER_SIF= (empty) runs the venv
+ifeq ($(origin CONTAINER_SIF),file)
+RUN_SIF := $(wildcard $(CONTAINER_SIF))
+else
+RUN_SIF := $(CONTAINER_SIF)
+endif
+## DATA: labelled dataset folder the four models train on (submit-train)
+DATA ?=
+## MODELS: the model bundles (submit-train writes them, submit-generate reads them)
+MODELS ?= $(OUT)/models
+## SYNTH: the synthetic dataset submit-generate makes: N pairs from seed SEED in SHARDS array tasks
+SYNTH ?= $(OUT)/synthetic
+N ?= 1000
+SHARDS ?= 10
+SEED ?= 0
+## NNUNET_DATA: dataset folder(s), space-separated, that submit-nnunet trains on (default SYNTH)
+NNUNET_DATA ?= $(SYNTH)
+## NNUNET_ROOT, DATASET_ID: nnU-Net's raw/preprocessed/results root and the dataset id there
+NNUNET_ROOT ?= $(OUT)/nnunet
+DATASET_ID ?= 501
+## TEST: the real labelled test set that nnU-Net and SynthSeg segment and the benchmark scores
+TEST ?=
+## PREDICTIONS, SYNTHSEG_PRED, BENCHMARK: nnU-Net's and SynthSeg's prediction folders, the benchmark folder
+PREDICTIONS ?= $(OUT)/pred_nnunet
+SYNTHSEG_PRED ?= $(OUT)/pred_synthseg
+BENCHMARK ?= $(OUT)/benchmark
+## SYNTHSEG_SIF: SynthSeg's image (make container CONTAINER=synthseg); empty: mri_synthseg on the nodes' PATH
+SYNTHSEG_SIF ?=
+## LAUNCH_DIR: job records and logs of every submission (make status reads it)
+LAUNCH_DIR ?= $(OUT)/launch
+## AFTER: job ids the first job of a submit-* target waits for, e.g. AFTER=1234,1240
+AFTER ?=
+## ARGS: overrides for every command (e.g. grid.shape=[..] cluster.qos=high); TRAIN_ARGS, GENERATE_ARGS,
+## NNUNET_ARGS, SYNTHSEG_ARGS, BENCHMARK_ARGS: for one stage's command only (e.g. GENERATE_ARGS=steps=25)
+ARGS ?=
+TRAIN_ARGS ?=
+GENERATE_ARGS ?=
+NNUNET_ARGS ?=
+SYNTHSEG_ARGS ?=
+BENCHMARK_ARGS ?=
+
+LAUNCH := $(BIN)/python -m launch
+ON_CLUSTER = cluster=$(CLUSTER) launch_dir=$(LAUNCH_DIR) experiment=$(EXPERIMENT) $(ARGS)
+IN_IMAGE = $(if $(RUN_SIF),container=$(RUN_SIF))
+FIRST = $(if $(AFTER),after=$(AFTER))
+# after= the job ids of the submission just made (local tasks have already ended: nothing to wait on)
+NEXT = $(if $(filter local,$(CLUSTER)),,after=$$(cat $(LAUNCH_DIR)/last_job_ids))
+NO_GPU := cluster.gpus_per_task=0
+comma := ,
+empty :=
+space := $(empty) $(empty)
+NNUNET_DATA_LIST = [$(subst $(space),$(comma),$(abspath $(NNUNET_DATA)))]
+PRED_MAP = {nnunet: $(abspath $(PREDICTIONS)), synthseg: $(abspath $(SYNTHSEG_PRED))}
+need = @test -n "$($(1))" || { echo "make $@: $(1)= is required: $(2)" >&2; exit 2; }
+FOLLOW = @echo "follow: make status LAUNCH_DIR=$(LAUNCH_DIR)  (or $(LAUNCH) status launch_dir=$(LAUNCH_DIR))"
+
+.PHONY: help submit-train submit-generate submit-synthseg submit-nnunet submit-benchmark sync-wandb
+
+help:  ## this list: targets, then the cluster workflow's variables
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 20
+	@echo; grep -hE '^## ' $(MAKEFILE_LIST) | sed -E 's/^## /  /'
+
+submit-train: install  ## the four training stages; mask_dm waits on mask_ae, image_dm on image_ae
+	$(call need,DATA,the labelled dataset folder to train on)
+	$(LAUNCH) train $(ON_CLUSTER) $(IN_IMAGE) stage=mask_ae data=$(DATA) models=$(MODELS) $(TRAIN_ARGS) $(FIRST)
+	$(LAUNCH) train $(ON_CLUSTER) $(IN_IMAGE) stage=mask_dm data=$(DATA) models=$(MODELS) $(TRAIN_ARGS) $(NEXT)
+	$(LAUNCH) train $(ON_CLUSTER) $(IN_IMAGE) stage=image_ae data=$(DATA) models=$(MODELS) $(TRAIN_ARGS) $(FIRST)
+	$(LAUNCH) train $(ON_CLUSTER) $(IN_IMAGE) stage=image_dm data=$(DATA) models=$(MODELS) $(TRAIN_ARGS) $(NEXT)
+	@echo "model bundles: $(abspath $(MODELS))/{mask_ae,mask_dm,image_ae,image_dm}/"
+	@echo "W&B offline runs: $(abspath $(MODELS))/*/training/wandb/ (make sync-wandb on the login node)"
+	$(FOLLOW)
+
+submit-generate: install  ## N pairs from MODELS in SHARDS array tasks, merged by a job that waits on them
+	$(LAUNCH) generate $(ON_CLUSTER) $(IN_IMAGE) models=$(MODELS) n=$(N) out=$(SYNTH) seed=$(SEED) \
+	  shards=$(SHARDS) $(GENERATE_ARGS) $(FIRST)
+	$(LAUNCH) generate-merge $(ON_CLUSTER) $(IN_IMAGE) out=$(SYNTH) $(NO_GPU) $(NEXT)
+	@echo "synthetic dataset: $(abspath $(SYNTH)) (complete once the merge job ended)"
+	@echo "shard progress: $(BIN)/nph generate-status out=$(abspath $(SYNTH))"
+	$(FOLLOW)
+
+submit-synthseg: install  ## SynthSeg on TEST (no nph image: SynthSeg runs from SYNTHSEG_SIF or PATH)
+	$(call need,TEST,the test set folder to segment)
+	$(LAUNCH) synthseg $(ON_CLUSTER) input=$(TEST) out=$(SYNTHSEG_PRED) \
+	  $(if $(SYNTHSEG_SIF),++container=$(abspath $(SYNTHSEG_SIF))) $(SYNTHSEG_ARGS) $(FIRST)
+	@echo "SynthSeg predictions: $(abspath $(SYNTHSEG_PRED))"
+	$(FOLLOW)
+
+submit-nnunet: install  ## nnU-Net on NNUNET_DATA: export, plan, train, predict TEST, each waiting on the last
+	$(call need,TEST,the test set folder nnU-Net predicts)
+	$(LAUNCH) nnunet export $(ON_CLUSTER) $(IN_IMAGE) data=$(NNUNET_DATA_LIST) root=$(NNUNET_ROOT) \
+	  dataset=$(DATASET_ID) $(NNUNET_ARGS) $(NO_GPU) $(FIRST)
+	$(LAUNCH) nnunet plan $(ON_CLUSTER) $(IN_IMAGE) root=$(NNUNET_ROOT) dataset=$(DATASET_ID) $(NNUNET_ARGS) \
+	  $(NO_GPU) $(NEXT)
+	$(LAUNCH) nnunet train $(ON_CLUSTER) $(IN_IMAGE) root=$(NNUNET_ROOT) dataset=$(DATASET_ID) $(NNUNET_ARGS) $(NEXT)
+	$(LAUNCH) nnunet predict $(ON_CLUSTER) $(IN_IMAGE) root=$(NNUNET_ROOT) dataset=$(DATASET_ID) input=$(TEST) \
+	  out=$(PREDICTIONS) $(NNUNET_ARGS) $(NEXT)
+	@echo "nnU-Net results: $(abspath $(NNUNET_ROOT))/nnUNet_results; predictions: $(abspath $(PREDICTIONS))"
+	$(FOLLOW)
+
+submit-benchmark: install  ## score PREDICTIONS and SYNTHSEG_PRED against TEST (AFTER= their job ids)
+	$(call need,TEST,the reference test set)
+	$(LAUNCH) evaluate $(ON_CLUSTER) $(IN_IMAGE) reference=$(TEST) 'predictions=$(PRED_MAP)' out=$(BENCHMARK) \
+	  $(BENCHMARK_ARGS) $(NO_GPU) $(FIRST)
+	@echo "report: $(abspath $(BENCHMARK))/report.html (summary.json, per_case.csv beside it)"
+	$(FOLLOW)
+
+WANDB_RUNS = $(wildcard $(MODELS)/*/training/wandb/offline-run-*)
+sync-wandb: install  ## upload the offline W&B runs of MODELS (on the login node, which has internet)
+	@test -n "$(WANDB_RUNS)" || { echo "make $@: no offline W&B runs under $(MODELS)/*/training/wandb/" >&2; exit 2; }
+	$(BIN)/wandb sync $(WANDB_RUNS)

@@ -21,11 +21,13 @@ log = logging.getLogger("launch")
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 USAGE = """usage: python -m launch <nph command> [action] [cluster=local|slurm|<profile>] [container=IMAGE.sif]
-                        [shards=K] [wait=true|false] [cluster.<key>=value ...] [dry_run=true] key=value ...
+                        [shards=K] [wait=true|false] [cluster.<key>=value ...] [dry_run=true]
+                        [after=JOBID[,JOBID...]] key=value ...
        python -m launch status out=DIR | launch_dir=DIR
 
 Runs `nph <command> key=value ...` through submitit, once, or as K array tasks each given shard=k/K.
 `{k}` and `{K}` in the command's values become the task index and count. Profiles: configs/cluster/*.yaml.
+after=: start only once those SLURM jobs completed OK; the new job ids go to <launch_dir>/last_job_ids.
 Launcher keys (defaults): """ + ", ".join(f"{k}={v}" for k, v in LAUNCH_DEFAULTS.items())
 
 
@@ -60,6 +62,7 @@ def _launch(args: list[str]) -> int:
         f"'{the_plan.profile.name}' as job(s) {arrays}"
     )
     print(f"job records: {submission.jobs_json}")
+    print(f"job ids: {the_plan.paths.last_job_ids}")
     print(f"logs: {Path(submission.record['tasks'][0]['stdout']).parent.parent}/<job id>/")
     print(f"follow: python -m launch status launch_dir={the_plan.paths.folder}")
     if not (request.wait if request.wait is not None else the_plan.profile.wait):

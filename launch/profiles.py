@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,16 @@ from submitit.slurm import slurm as submitit_slurm
 from nph.cli.config import config_dir
 from nph.errors import InputError
 
-__all__ = ["EXECUTORS", "PROFILE_DEFAULTS", "ClusterProfile", "load_profile", "make_executor", "render_sbatch"]
+__all__ = [
+    "EXECUTORS",
+    "PROFILE_DEFAULTS",
+    "ClusterProfile",
+    "check_after",
+    "dependency",
+    "load_profile",
+    "make_executor",
+    "render_sbatch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +129,25 @@ def _checked(profile: ClusterProfile, where: str) -> ClusterProfile:
     return profile
 
 
-def _slurm_parameters(profile: ClusterProfile, job_name: str) -> dict[str, Any]:
+def dependency(after: Sequence[str]) -> str | None:
+    """sbatch ``--dependency`` for "start once every job in ``after`` completed OK" (an array: all its tasks)."""
+    return "afterok:" + ":".join(after) if after else None
+
+
+def check_after(profile: ClusterProfile, after: Sequence[str]) -> None:
+    """Refuse ``after=`` where no scheduler can hold the tasks back (the local executor starts them at once).
+
+    Raises:
+        InputError: ``after`` given for a profile whose executor is not slurm.
+    """
+    if after and profile.executor != "slurm":
+        raise InputError(
+            f"after={','.join(after)}: cluster={profile.name} runs tasks on this machine, which cannot wait on "
+            "job ids; run the stages one after the other (the local profile waits for each) or use a SLURM profile"
+        )
+
+
+def _slurm_parameters(profile: ClusterProfile, job_name: str, after: Sequence[str] = ()) -> dict[str, Any]:
     """The profile as sbatch parameters, named as submitit's ``_make_sbatch_string`` names them."""
     params: dict[str, Any] = {
         "job_name": job_name,
@@ -136,18 +163,23 @@ def _slurm_parameters(profile: ClusterProfile, job_name: str) -> dict[str, Any]:
         "gpus_per_task": profile.gpus_per_task or None,
         "setup": list(profile.setup) or None,
         "additional_parameters": dict(profile.additional_parameters) or None,
+        "dependency": dependency(after),
     }
     if profile.mem_gb is not None:
         params["mem"] = submitit_slurm._convert_mem(profile.mem_gb)
     return {k: v for k, v in params.items() if v is not None}
 
 
-def make_executor(profile: ClusterProfile, folder: Path, job_name: str) -> submitit.Executor:
+def make_executor(profile: ClusterProfile, folder: Path, job_name: str, after: Sequence[str] = ()) -> submitit.Executor:
     """A submitit executor for ``profile`` whose job files and logs go to ``folder``.
 
+    ``after``: SLURM job ids that must complete OK before these tasks start (sbatch ``--dependency=afterok``).
+
     Raises:
-        InputError: ``executor: slurm`` where no ``srun``/``sbatch`` is installed, or parameters sbatch refuses.
+        InputError: ``executor: slurm`` where no ``srun``/``sbatch`` is installed, parameters sbatch refuses,
+            or ``after`` with the local executor (which has no scheduler to wait on).
     """
+    check_after(profile, after)
     if profile.executor == "local":
         executor: submitit.Executor = submitit.LocalExecutor(folder=folder, max_num_timeout=profile.max_num_timeout)
         executor.update_parameters(
@@ -162,14 +194,19 @@ def make_executor(profile: ClusterProfile, folder: Path, job_name: str) -> submi
         raise InputError(f"cluster={profile.name}: no SLURM here (srun not found); use cluster=local")
     slurm = submitit.SlurmExecutor(folder=folder, max_num_timeout=profile.max_num_timeout)
     try:
-        slurm.update_parameters(**_slurm_parameters(profile, job_name))
+        slurm.update_parameters(**_slurm_parameters(profile, job_name, after))
     except ValueError as err:
         raise InputError(f"cluster={profile.name}: {' '.join(str(err).split())}") from err
     return slurm
 
 
 def render_sbatch(
-    profile: ClusterProfile, folder: Path, job_name: str, array_size: int, python: str | None = None
+    profile: ClusterProfile,
+    folder: Path,
+    job_name: str,
+    array_size: int,
+    python: str | None = None,
+    after: Sequence[str] = (),
 ) -> str:
     """The sbatch script submitit writes for an array of ``array_size`` tasks (for dry runs and reviews)."""
     python = python or shlex.quote(sys.executable)
@@ -178,5 +215,5 @@ def render_sbatch(
         command=command,
         folder=folder,
         map_count=array_size if array_size > 1 else None,
-        **_slurm_parameters(profile, job_name),
+        **_slurm_parameters(profile, job_name, after),
     )

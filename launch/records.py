@@ -38,6 +38,11 @@ class LaunchPaths:
         return self.folder / "jobs.json"
 
     @property
+    def last_job_ids(self) -> Path:
+        """The job ids (arrays, comma-separated) of the latest submission, for ``after=`` in scripts and Makefiles."""
+        return self.folder / "last_job_ids"
+
+    @property
     def submitit(self) -> Path:
         """submitit's job files and logs (``%j`` is the job id)."""
         return self.folder / "submitit" / "%j"

@@ -6,6 +6,7 @@ profile; everything else is passed to ``nph <command>`` unchanged (relative path
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,15 @@ from launch.container import absolute_paths
 from nph.cli.registry import COMMANDS, SUBCOMMANDS
 from nph.errors import InputError
 
-__all__ = ["LAUNCH_DEFAULTS", "OUTPUT_KEYS", "LaunchRequest", "default_cluster", "launch_folder", "parse_request"]
+__all__ = [
+    "LAUNCH_DEFAULTS",
+    "OUTPUT_KEYS",
+    "LaunchRequest",
+    "default_cluster",
+    "job_ids",
+    "launch_folder",
+    "parse_request",
+]
 
 #: The launcher's keys and their defaults (``cluster`` defaults to slurm where sbatch exists, else local).
 LAUNCH_DEFAULTS: dict[str, Any] = {
@@ -32,11 +41,14 @@ LAUNCH_DEFAULTS: dict[str, Any] = {
     "job_name": None,
     "launch_dir": None,
     "dry_run": False,
+    "after": None,
 }
 #: Where ``<out>/launch/jobs.json`` goes when ``launch_dir`` is not given: the first of these keys present.
 OUTPUT_KEYS = ("out", "models", "root")
 #: In the command's values, replaced per task by its index and the task count (``out=runs/task_{k} seed={k}``).
 TEMPLATES = ("{k}", "{K}")
+#: A SLURM job id as ``after=`` takes it: an array (``123``) or one of its tasks (``123_4``).
+_JOB_ID = re.compile(r"\d+(_\d+)?")
 
 
 def default_cluster() -> str:
@@ -60,6 +72,7 @@ class LaunchRequest:
     job_name: str = ""
     launch_dir: Path = Path("launch")
     dry_run: bool = False
+    after: list[str] = field(default_factory=list)  # SLURM job ids that must complete OK first (afterok)
 
     @property
     def num_tasks(self) -> int:
@@ -90,6 +103,19 @@ def _bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise InputError(f"{key}={value}: must be true or false")
     return value
+
+
+def job_ids(key: str, raw: str) -> list[str]:
+    """``after=123,124_0`` → ``["123", "124_0"]``; empty → ``[]``.
+
+    Raises:
+        InputError: a part that is not a SLURM job id.
+    """
+    ids = [part.strip() for part in raw.split(",") if part.strip()]
+    bad = [part for part in ids if not _JOB_ID.fullmatch(part)]
+    if bad:
+        raise InputError(f"{key}={raw}: not a SLURM job id: {', '.join(bad)} (expected e.g. {key}=1234,1235_0)")
+    return ids
 
 
 def launch_folder(explicit: Any, nph_args: Sequence[str], cwd: Path) -> Path:
@@ -133,7 +159,7 @@ def parse_request(argv: Sequence[str], cwd: Path | None = None) -> LaunchRequest
         if key.startswith("cluster."):
             cluster_overrides[key.removeprefix("cluster.")] = _value(key, raw)
         elif key in LAUNCH_DEFAULTS:
-            settings[key] = _value(key, raw) if key not in ("container", "launch_dir", "apptainer") else raw
+            settings[key] = _value(key, raw) if key not in ("container", "launch_dir", "apptainer", "after") else raw
         else:
             nph_args.append(item)
     nph_args = absolute_paths(nph_args, cwd)
@@ -166,4 +192,5 @@ def _request(
         job_name=str(s["job_name"] or f"nph-{command}"),
         launch_dir=launch_folder(s["launch_dir"], nph_args, cwd),
         dry_run=_bool("dry_run", s["dry_run"]),
+        after=job_ids("after", str(s["after"] or "")),
     )

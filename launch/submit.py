@@ -17,12 +17,13 @@ from submitit.helpers import as_completed
 from tqdm import tqdm
 
 from launch.container import bind_folders, task_argv
-from launch.profiles import ClusterProfile, load_profile, make_executor, render_sbatch
+from launch.profiles import ClusterProfile, check_after, load_profile, make_executor, render_sbatch
 from launch.records import LaunchPaths, add_submission, task_states
 from launch.request import LaunchRequest
 from launch.task import NphTask
 from nph.cli.config import compose_config
 from nph.cli.registry import SUBCOMMANDS
+from nph.io.atomic import write_text
 
 __all__ = ["DEFAULT_MAX_ARRAY_SIZE", "Plan", "Submission", "chunks", "max_array_size", "plan", "submit", "wait"]
 
@@ -71,7 +72,13 @@ class Plan:
         ]
         lines += [f"task {k}: {shlex.join(argv)}" for k, argv in enumerate(self.argvs)]
         if self.profile.executor == "slurm":
-            lines += ["", render_sbatch(self.profile, self.paths.submitit, self.request.job_name, len(self.arrays[0]))]
+            first = len(self.arrays[0])
+            lines += [
+                "",
+                render_sbatch(
+                    self.profile, self.paths.submitit, self.request.job_name, first, after=self.request.after
+                ),
+            ]
         return "\n".join(lines)
 
 
@@ -86,6 +93,7 @@ def _check_config(request: LaunchRequest) -> None:
 def plan(request: LaunchRequest) -> Plan:
     """Check the request and work out every task's command line and the arrays."""
     profile = load_profile(request.cluster, request.cluster_overrides)
+    check_after(profile, request.after)
     _check_config(request)
     paths = LaunchPaths(request.launch_dir)
     tasks = [request.task_args(k) for k in range(request.num_tasks)]
@@ -110,7 +118,7 @@ def submit(the_plan: Plan) -> Submission:
     """Submit every array of ``the_plan`` and append the submission to ``jobs.json`` (atomically)."""
     request, paths = the_plan.request, the_plan.paths
     submission_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
-    executor = make_executor(the_plan.profile, paths.submitit, request.job_name)
+    executor = make_executor(the_plan.profile, paths.submitit, request.job_name, request.after)
     jobs: list[submitit.Job[Any]] = []
     for array in the_plan.arrays:  # one sbatch --array per chunk of at most MaxArraySize tasks
         tasks = [NphTask(the_plan.argvs[k], paths.record(submission_id, k), k) for k in array]
@@ -125,6 +133,7 @@ def submit(the_plan: Plan) -> Submission:
         "profile": the_plan.profile.to_dict(),
         "container": None if request.container is None else str(request.container),
         "shards": request.shards,
+        "after": list(request.after),
         "arrays": arrays,
         "submitit_folder": str(paths.submitit),
         "tasks": [
@@ -140,6 +149,7 @@ def submit(the_plan: Plan) -> Submission:
         ],
     }
     jobs_json = add_submission(paths, record)
+    write_text(paths.last_job_ids, ",".join(arrays) + "\n")  # for scripts: after=$(cat .../last_job_ids)
     log.info("submitted %d task(s) as %s; records in %s", len(jobs), ", ".join(arrays), jobs_json)
     return Submission(record, jobs, jobs_json)
 

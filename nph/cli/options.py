@@ -63,3 +63,19 @@ def optional_path(cfg: DictConfig, key: str, *, must_exist: bool = False) -> Pat
     if value is None or str(value).strip() == "":
         return None
     return path(cfg, key, must_exist=must_exist)
+
+
+def torch_device(cfg: DictConfig, key: str = "device") -> Any:
+    """``auto`` (a GPU when there is one), or a torch device name; a GPU asked for where none exists is an error."""
+    import torch  # here, not at the top: commands without torch should not pay for importing it
+
+    name = str(cfg[key])
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise InputError(f"{key}: {name!r} is not a torch device (auto, cpu, cuda, cuda:0, ...)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"{key}={name}: this machine has no CUDA GPU (use {key}=auto or cpu)")
+    return device

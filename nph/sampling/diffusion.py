@@ -13,12 +13,31 @@ import torch
 from monai.networks.schedulers import DDPMScheduler, RFlowScheduler
 from torch import nn
 
+from nph.errors import InputError
 from nph.models.noise import AnyScheduler
 
-__all__ = ["Denoiser", "guided_denoiser", "initial_noise", "sample_latents"]
+__all__ = ["SAMPLERS", "Denoiser", "check_sampler", "guided_denoiser", "inference_autocast", "initial_noise",
+           "sample_latents"]
+
+#: Samplers every nph diffusion model offers (rflow only for models trained with noise.kind=rflow).
+SAMPLERS = ("ddim", "ddpm", "rflow")
 
 #: (x_t (B, C, …), timesteps (B,)) → model output (B, C, …)
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def check_sampler(sampler: str) -> str:
+    """The sampler name, or :class:`InputError` listing the known ones."""
+    if sampler not in SAMPLERS:
+        raise InputError(f"sampler={sampler}: expected one of {', '.join(SAMPLERS)}")
+    return sampler
+
+
+def inference_autocast(device: torch.device) -> torch.autocast:
+    """bf16 autocast on a GPU, full precision on the CPU (where bf16 kernels are slower, not faster)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
 
 
 def guided_denoiser(net: nn.Module, context: torch.Tensor, uncond_context: torch.Tensor, guidance: float) -> Denoiser:

@@ -26,14 +26,13 @@ from nph.models.bundle import BundleKind, bundle_digest, load_bundle
 from nph.models.mask_ae import MaskAutoencoder
 from nph.models.mask_dm import build_mask_unet, make_context
 from nph.models.noise import build_scheduler
-from nph.sampling.diffusion import guided_denoiser, initial_noise, sample_latents
+from nph.sampling.diffusion import check_sampler, guided_denoiser, inference_autocast, initial_noise, sample_latents
 from nph.seeds import sample_seed
 from nph.training.mask_stages import load_mask_ae
 
 __all__ = ["MaskModel", "generate_masks", "load_mask_model", "sample_mask_batch", "sample_masks"]
 
 log = logging.getLogger(__name__)
-SAMPLERS = ("ddim", "ddpm", "rflow")
 
 
 @dataclass
@@ -84,8 +83,7 @@ def _conditions(condition: float | Sequence[float], n: int) -> npt.NDArray[np.fl
 def _check_request(n: int, sampler: str, batch_size: int, steps: int,
                    condition: float | Sequence[float]) -> npt.NDArray[np.float64]:
     """Refuse a bad request before any model is loaded or anything is written; returns the conditions."""
-    if sampler not in SAMPLERS:
-        raise InputError(f"sampler={sampler}: expected one of {', '.join(SAMPLERS)}")
+    check_sampler(sampler)
     if n < 1 or batch_size < 1 or steps < 1:
         raise InputError(f"n={n}, batch_size={batch_size}, steps={steps}: each must be >= 1")
     return _conditions(condition, n)
@@ -112,8 +110,7 @@ def sample_mask_batch(model: MaskModel, seeds: Sequence[int], conditions: Sequen
                       *, guidance: float = 1.0, sampler: str = "ddim", steps: int = 50) -> npt.NDArray[np.int64]:
     """Contiguous label maps (B, X, Y, Z) for one batch: one noise seed and one normalised condition per sample."""
     scale = float(model.meta["latent_scale_factor"])
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if model.device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
+    autocast = inference_autocast(model.device)
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
     values = torch.tensor(np.asarray(conditions, dtype=np.float32), device=model.device)
     context = make_context(values, torch.ones_like(values))

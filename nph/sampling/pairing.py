@@ -24,12 +24,11 @@ from nph.models.image_ae import build_image_ae, downsampling_of, one_hot_seg
 from nph.models.image_dm import build_image_dm
 from nph.models.image_quality import contrast_error, label_means, ms_ssim_diversity, ventricle_contrast
 from nph.models.noise import build_scheduler
-from nph.sampling.diffusion import initial_noise, sample_latents
+from nph.sampling.diffusion import check_sampler, inference_autocast, initial_noise, sample_latents
 
-__all__ = ["SAMPLERS", "ImageModel", "consistency_report", "load_image_model", "paint_images"]
+__all__ = ["ImageModel", "consistency_report", "load_image_model", "paint_images"]
 
 log = logging.getLogger(__name__)
-SAMPLERS = ("ddim", "ddpm", "rflow")
 
 
 @dataclass
@@ -88,12 +87,10 @@ def paint_images(model: ImageModel, labels: torch.Tensor | npt.NDArray, seeds: S
     labels = torch.as_tensor(labels).long()
     if labels.ndim != 4 or len(seeds) != labels.shape[0]:
         raise ValueError(f"paint_images: labels {tuple(labels.shape)} need shape (N, X, Y, Z) and N seeds")
-    if sampler not in SAMPLERS:
-        raise InputError(f"sampler={sampler}: expected one of {', '.join(SAMPLERS)}")
+    check_sampler(sampler)
     latent_shape = (int(model.latent_channels), *(s // model.downsampling for s in labels.shape[1:]))
     device, out = model.device, []
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else torch.autocast("cpu", enabled=False))
+    autocast = inference_autocast(device)
     for first in range(0, labels.shape[0], batch_size):
         chunk = slice(first, first + batch_size)
         generators = [torch.Generator().manual_seed(int(s)) for s in seeds[chunk]]

@@ -137,6 +137,7 @@ def export_nnunet(
         tag: select_cases(ds.case_ids, src.count, seed, i, src.path)
         for i, (tag, ds, src) in enumerate(zip(tags, datasets, sources, strict=True))
     }
+    _require_foreground(datasets, tags, picked, scheme)
     if val_source is not None and not 0 <= val_source < len(tags):
         raise InputError(f"val_source={val_source}: must index one of the {len(tags)} data folders")
     cases = {tag: [f"{tag}_{c}" for c in ids] for tag, ids in picked.items()}
@@ -162,6 +163,20 @@ def export_nnunet(
         log.warning("%s holds an earlier plan of this dataset: run `nph nnunet plan` again before training",
                     root.preprocessed / folder_name)
     return ExportResult(folder=final, cases=cases, val=val)
+
+
+def _require_foreground(datasets: Sequence[LabelledDataset], tags: Sequence[str], picked: dict[str, list[str]],
+                        scheme: Scheme) -> None:
+    """nnU-Net cannot plan a dataset without foreground: refuse it here, by name, instead of crashing there."""
+    column = "icv_ml" if scheme is Scheme.ALL33 else "ventricle_ml"
+    total = 0.0
+    for tag, ds in zip(tags, datasets, strict=True):
+        volumes = ds.manifest.set_index("case_id")[column]
+        total += float(volumes.loc[picked[tag]].sum())
+    if total <= 0.0:
+        roots = ", ".join(str(ds.paths.root) for ds in datasets)
+        raise InputError(f"{roots}: none of the selected cases has any {column.removesuffix('_ml')} voxels, so "
+                         f"scheme={scheme.value} leaves nnU-Net no foreground to learn")
 
 
 def _write_staging(staging: Path, datasets: Sequence[LabelledDataset], tags: Sequence[str],

@@ -114,3 +114,19 @@ def test_nnunet_integrity_check(toy_real: Path, toy_synth: Path, tmp_path: Path)
     assert proc.returncode == 0 and "INTEGRITY OK" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
     next((result.folder / "labelsTr").iterdir()).unlink()
     assert check().returncode != 0
+
+
+def test_dataset_without_ventricles_is_refused_before_nnunet_sees_it(tmp_path: Path) -> None:
+    from nph.data.dataset import DatasetPaths, finalize, write_case
+
+    paths = DatasetPaths(tmp_path / "no_ventricles")
+    ids = np.zeros((8, 8, 8), dtype=np.int16)
+    ids[2:6, 2:6, 2:6] = 2  # white matter only: a generator that forgot the ventricles
+    rows = [write_case(paths, f"c{i}", ids, np.eye(4), image=np.full(ids.shape, 0.5, np.float32)) for i in range(3)]
+    finalize(paths, rows)
+    root = NnunetRoot(tmp_path / "nnunet")
+    with pytest.raises(InputError, match="no_ventricles: none of the selected cases has any ventricle voxels"):
+        export_nnunet([Source(paths.root, None)], root, 7, "x", scheme=Scheme.VENTRICLES1, seed=0, val_cases=1)
+    assert not root.raw.exists() or not any(root.raw.iterdir())
+    result = export_nnunet([Source(paths.root, None)], root, 7, "x", scheme=Scheme.ALL33, seed=0, val_cases=1)
+    assert sum(len(v) for v in result.cases.values()) == 3  # with all33 the tissue is foreground: fine

@@ -12,11 +12,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from nph import __version__
-from nph.cli.options import integer, number, optional_path, path, plain
+from nph.cli.options import integer, number, optional_path, path, plain, torch_device
 from nph.data.dataset import LabelledDataset
 from nph.errors import InputError
 from nph.synthesis.conditions import ConditionKind, ConditionSpec
@@ -36,7 +35,7 @@ def run(cfg: DictConfig) -> None:
     shard = parse_shard(cfg.shard)
     models = path(cfg, "models", must_exist=True)
     sampler = LdmPairSampler(models, seed=seed, guidance=number(cfg, "guidance", minimum=0.0),
-                             sampler=str(cfg.sampler), steps=integer(cfg, "steps", minimum=1), device=_device(cfg))
+                             sampler=str(cfg.sampler), steps=integer(cfg, "steps", minimum=1), device=torch_device(cfg))
     conditions = _conditions(cfg, sampler.masks.meta["condition"])
     paths = SynthesisPaths(path(cfg, "out"))
     check_run_settings(paths, {"n": n, "seed": seed, "shards": shard.count, "conditions": plain(cfg, "conditions"),
@@ -49,15 +48,6 @@ def run(cfg: DictConfig) -> None:
         merge(paths)
         log.info("%s: %d samples merged into a labelled dataset folder", paths.root, n)
     log.info("made %d, found %d done, %.2f samples/s", report.generated, report.skipped, report.samples_per_second)
-
-
-def _device(cfg: DictConfig) -> torch.device:
-    name = str(cfg.device)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") or (name == "cuda" and not torch.cuda.is_available()):
-        raise InputError(f"device={name}: expected auto, cpu, or cuda on a machine with a GPU")
-    return torch.device(name)
 
 
 def _conditions(cfg: DictConfig, training_range: dict) -> ConditionSpec:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig
 
+from nph.cli.options import torch_device
 from nph.errors import InputError
 from nph.segmentation.nnunet_env import NnunetRoot, nnunet_env, split_cpus
 from nph.segmentation.nnunet_export import Source, export_nnunet, parse_count
@@ -44,14 +45,6 @@ def _cpus(cfg: DictConfig) -> int:
         return int(cfg.cpus)
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
     return int(slurm) if slurm.isdigit() else (os.cpu_count() or 1)
-
-
-def _device(cfg: DictConfig) -> str:
-    if cfg.device != "auto":
-        return str(cfg.device)
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def _env(cfg: DictConfig, root: NnunetRoot, device: str) -> tuple[dict[str, str], int, int]:
@@ -95,7 +88,7 @@ def _train(cfg: DictConfig, root: NnunetRoot) -> None:
                          f"(run `nph nnunet plan root={root.root} dataset={cfg.dataset}` first)")
     if not (root.preprocessed / name / "splits_final.json").is_file():
         install_splits(root, name)
-    device = _device(cfg)
+    device = torch_device(cfg).type
     env, _, _ = _env(cfg, root, device)
     cmd = train_command(int(cfg.dataset), str(cfg.configuration), str(cfg.fold), str(cfg.trainer), plans, device,
                         bool(cfg.resume))
@@ -108,7 +101,7 @@ def _predict(cfg: DictConfig, root: NnunetRoot) -> None:
     name = root.find_dataset(int(cfg.dataset))
     model = model_folder(root, name, str(cfg.trainer), plans_name(str(cfg.planner)), str(cfg.configuration))
     require_trained(model, str(cfg.fold), int(cfg.dataset), root.root)
-    device = _device(cfg)
+    device = torch_device(cfg).type
     env, threads, workers = _env(cfg, root, device)
     out = Path(cfg.out).expanduser().resolve()
     predict_to_folder(model, Path(cfg.input).expanduser().resolve(), out, fold=str(cfg.fold), device=device,

@@ -10,36 +10,24 @@ from __future__ import annotations
 
 import logging
 
-import torch
 from omegaconf import DictConfig
 
-from nph.cli.options import flag, integer, path
-from nph.errors import InputError
+from nph.cli.options import flag, integer, path, torch_device
+from nph.sampling.diffusion import check_sampler
 from nph.sampling.image_samples import sample_images
-from nph.sampling.pairing import SAMPLERS
 
 __all__ = ["run"]
 
 log = logging.getLogger(__name__)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise InputError(f"device: {name!r} is not a torch device (auto, cpu, cuda, cuda:0, ...)") from err
-
-
 def run(cfg: DictConfig) -> None:
     """Check the options, then generate and write the dataset."""
     sampler = str(cfg.sampler)
-    if sampler not in SAMPLERS:
-        raise InputError(f"sampler: expected one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    check_sampler(sampler)
     manifest = sample_images(
         path(cfg, "models", must_exist=True), path(cfg, "masks", must_exist=True), path(cfg, "out"),
         seed=integer(cfg, "seed", minimum=0), sampler=sampler, steps=integer(cfg, "steps", minimum=1),
-        batch_size=integer(cfg, "batch_size", minimum=1), device=_device(str(cfg.device)),
+        batch_size=integer(cfg, "batch_size", minimum=1), device=torch_device(cfg),
         overwrite=flag(cfg, "overwrite"))
     log.info("%s: %d images written", cfg.out, len(manifest))
