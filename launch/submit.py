@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from launch.container import bind_folders, task_argv
 from launch.profiles import ClusterProfile, check_after, load_profile, make_executor, render_sbatch
-from launch.records import LaunchPaths, add_submission, task_states
+from launch.records import LaunchPaths, add_submission, read_jobs, task_states
 from launch.request import LaunchRequest
 from launch.task import NphTask
 from nph.cli.config import compose_config
@@ -117,7 +117,7 @@ class Submission:
 def submit(the_plan: Plan) -> Submission:
     """Submit every array of ``the_plan`` and append the submission to ``jobs.json`` (atomically)."""
     request, paths = the_plan.request, the_plan.paths
-    submission_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    submission_id = _new_submission_id(paths)
     executor = make_executor(the_plan.profile, paths.submitit, request.job_name, request.after)
     jobs: list[submitit.Job[Any]] = []
     for array in the_plan.arrays:  # one sbatch --array per chunk of at most MaxArraySize tasks
@@ -152,6 +152,18 @@ def submit(the_plan: Plan) -> Submission:
     write_text(paths.last_job_ids, ",".join(arrays) + "\n")  # for scripts: after=$(cat .../last_job_ids)
     log.info("submitted %d task(s) as %s; records in %s", len(jobs), ", ".join(arrays), jobs_json)
     return Submission(record, jobs, jobs_json)
+
+
+def _new_submission_id(paths: LaunchPaths) -> str:
+    """``<time>-<pid>``, suffixed ``.2``, ``.3``... when this process already launched into the folder this second
+    (the task records ``tasks/<id>-<k>.json`` of two submissions must never share a name)."""
+    base = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    taken = {str(sub.get("id")) for sub in read_jobs(paths)["submissions"]}
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}.{n}"
+    return candidate
 
 
 def _job_order(job_id: str) -> tuple[int, str]:

@@ -33,8 +33,18 @@ def test_dependency_lands_in_the_sbatch_script() -> None:
 
 
 def test_dry_run_shows_the_dependency(run_launch, tmp_path: Path) -> None:
-    result = run_launch("phantom", "cluster=loopback", f"out={tmp_path}/p", "n=1", "after=7,9", "dry_run=true",
-                        "max_array_size=10", "shards=3", "shard_arg=", "experiment=tiny")
+    result = run_launch(
+        "phantom",
+        "cluster=loopback",
+        f"out={tmp_path}/p",
+        "n=1",
+        "after=7,9",
+        "dry_run=true",
+        "max_array_size=10",
+        "shards=3",
+        "shard_arg=",
+        "experiment=tiny",
+    )
     assert result.status == 0, result.err
     assert result.out.count("#SBATCH --dependency=afterok:7:9\n") == 1 and "#SBATCH --array=0-2%3" in result.out
     assert not (tmp_path / "p").exists()  # a dry run submits and writes nothing
@@ -100,6 +110,7 @@ def test_second_job_starts_after_the_first_completed(slurm_env, run_launch, tmp_
     result = run_launch(*common, f"out={second}", "n=1", f"after={first_ids}")
     assert result.status == 0, result.err
     a, b = read_jobs(paths)["submissions"]
+    assert a["id"] != b["id"]  # two launches in one second from one process keep separate task records
     assert b["after"] == a["arrays"] == [first_ids] and paths.last_job_ids.read_text().strip() == b["arrays"][0]
     _wait_until(lambda: _all_completed(paths, 3), 240, "all three tasks")
     ended = max(read_record(Path(t["record"]))["ended"] for t in a["tasks"])
@@ -119,8 +130,9 @@ def test_failed_first_job_never_releases_the_second(slurm_env, run_launch, tmp_p
     waiting = paths.last_job_ids.read_text().strip()
     try:
         _wait_until(lambda: task_states(paths)[0].state == "FAILED", 120, "the first job to fail")
-        reason = _wait_until(lambda: _squeue(waiting, "%r"), 60, "squeue to list the waiting job")
-        assert _squeue(waiting, "%T") == "PENDING" and reason == "DependencyNeverSatisfied"
+        # SLURM re-evaluates the dependency a moment after the failed job ended
+        _wait_until(lambda: _squeue(waiting, "%r") == "DependencyNeverSatisfied", 60, "the dependency to be void")
+        assert _squeue(waiting, "%T") == "PENDING"
         assert not (tmp_path / "never").exists()
     finally:
         subprocess.run(["scancel", waiting], check=False)

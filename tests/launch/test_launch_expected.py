@@ -42,7 +42,7 @@ def test_sbatch_of_the_generic_slurm_profile() -> None:
             "setup": ["module load apptainer", "export WANDB_MODE=offline"],
         },
     )
-    text = render_sbatch(profile, Path("/scratch/run/launch/submitit/%j"), "nph-generate", 100, python="/opt/py")
+    text = render_sbatch(profile, Path("/cluster/fs/run/launch/submitit/%j"), "nph-generate", 100, python="/opt/py")
     assert "#SBATCH --array=0-99%64" in text and "#SBATCH --gpus-per-task=1" in text and "#SBATCH --mem=32GB" in text
     assert "#SBATCH --signal=USR2@120" in text and "#SBATCH --time=720" in text
     _compare("sbatch_slurm_array100.sh", text)
@@ -50,7 +50,7 @@ def test_sbatch_of_the_generic_slurm_profile() -> None:
 
 def test_sbatch_of_a_single_ddp_job() -> None:
     profile = load_profile("slurm", {"gpus_per_task": 1, "tasks_per_node": 4, "nodes": 2, "mem_gb": 1.5})
-    text = render_sbatch(profile, Path("/scratch/models/launch/submitit/%j"), "nph-train", 1, python="/opt/py")
+    text = render_sbatch(profile, Path("/cluster/fs/models/launch/submitit/%j"), "nph-train", 1, python="/opt/py")
     assert "--array" not in text and "#SBATCH --ntasks-per-node=4" in text and "#SBATCH --nodes=2" in text
     assert "#SBATCH --mem=1536MB" in text
     _compare("sbatch_slurm_ddp.sh", text)

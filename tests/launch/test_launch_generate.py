@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from launch.records import FAILED_STATES, LaunchPaths, read_jobs, task_states
 from nph.data.dataset import LabelledDataset
@@ -16,16 +16,6 @@ from nph.synthesis.records import SynthesisPaths
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 GRID = ["experiment=tiny", "grid.shape=[16,24,16]", "grid.spacing=[10.0,9.333,10.0]"]
-
-
-def _wait_until(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 def test_four_task_array_generates_and_merges(slurm_env, run_launch, run_nph, ldm_models: Path, tmp_path) -> None:
@@ -54,10 +44,10 @@ def test_cancelled_task_resubmitted_finishes_only_what_was_missing(
     paths = LaunchPaths(tmp_path / "records")
     victim = read_jobs(paths)["submissions"][0]["tasks"][1]["job_id"]
     # shard 1/2 owns the odd indices: cancel it once it has written some but not all of them
-    _wait_until(lambda: len(list(records.glob("synth_*[13579].json"))) >= 2, 300, "shard 1 to make two samples")
+    wait_until(lambda: len(list(records.glob("synth_*[13579].json"))) >= 2, 300, "shard 1 to make two samples")
     subprocess.run(["scancel", victim], check=True)
-    _wait_until(lambda: task_states(paths)[1].state in FAILED_STATES, 60, "the cancellation to show")
-    _wait_until(lambda: task_states(paths)[0].state == "COMPLETED", 300, "shard 0 to finish")
+    wait_until(lambda: task_states(paths)[1].state in FAILED_STATES, 60, "the cancellation to show")
+    wait_until(lambda: task_states(paths)[0].state == "COMPLETED", 300, "shard 0 to finish")
     shard_one = progress(SynthesisPaths(out))[1]
     assert 2 <= shard_one.done < shard_one.total == 12
     before = {p.name: p.stat().st_mtime_ns for p in records.glob("*.json")}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from launch.records import FAILED_STATES, LaunchPaths, read_jobs, task_states
 from launch.submit import max_array_size
@@ -17,16 +17,6 @@ from nph.data.dataset import LabelledDataset
 pytestmark = pytest.mark.slurm
 
 PHANTOM = ["phantom", "experiment=tiny", "cluster=loopback"]
-
-
-def _wait_until(predicate, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 def _digest(path: Path) -> str:
@@ -64,7 +54,7 @@ def test_array_of_four_phantom_tasks(slurm_env: Path, run_launch, tmp_path: Path
         return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
 
     # accounting (which lags the job's end by a moment) agrees with the records on disk
-    _wait_until(lambda: sacct_states() == ["COMPLETED"] * 4, 30, "sacct to report 4 COMPLETED")
+    wait_until(lambda: sacct_states() == ["COMPLETED"] * 4, 30, "sacct to report 4 COMPLETED")
 
 
 def test_cancelled_task_shows_in_status(slurm_env: Path, run_launch, tmp_path: Path) -> None:
@@ -73,9 +63,9 @@ def test_cancelled_task_shows_in_status(slurm_env: Path, run_launch, tmp_path: P
     paths = LaunchPaths(tmp_path / "records")
     task = read_jobs(paths)["submissions"][0]["tasks"][0]
     # the phantom command itself is running (its dataset folder appeared), not just the job
-    _wait_until(lambda: (tmp_path / "big" / "labelsTr").is_dir(), 90, "the phantom command to start writing")
+    wait_until(lambda: (tmp_path / "big" / "labelsTr").is_dir(), 90, "the phantom command to start writing")
     subprocess.run(["scancel", task["job_id"]], check=True)
-    row = _wait_until(
+    row = wait_until(
         lambda: next((r for r in task_states(paths) if r.state in FAILED_STATES), None), 60, "the cancellation to show"
     )
     assert row.state == "CANCELLED" and row.job_id == task["job_id"]
@@ -135,12 +125,12 @@ def test_preempted_task_requeues_and_resumes(slurm_env: Path, run_launch, tmp_pa
     assert result.status == 0, result.err
     paths = LaunchPaths(tmp_path / "records")
     job_id = read_jobs(paths)["submissions"][0]["tasks"][0]["job_id"]
-    _wait_until(lambda: (tmp_path / "p" / "labelsTr").is_dir(), 90, "the phantom command to start writing")
+    wait_until(lambda: (tmp_path / "p" / "labelsTr").is_dir(), 90, "the phantom command to start writing")
     # What SLURM sends signal_delay_s before a time limit or on preemption: submitit checkpoints and requeues.
     subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
-    _wait_until(lambda: task_states(paths)[0].state == "PENDING", 60, "the requeued task to wait in the queue")
+    wait_until(lambda: task_states(paths)[0].state == "PENDING", 60, "the requeued task to wait in the queue")
     subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)  # skip requeue delay
-    row = _wait_until(
+    row = wait_until(
         lambda: next((r for r in task_states(paths) if r.state == "COMPLETED"), None),
         120,
         "the requeued task to finish",

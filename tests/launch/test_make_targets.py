@@ -96,14 +96,27 @@ def _wait_all(paths: LaunchPaths, count: int, seconds: float) -> None:
 def test_submit_generate_on_loopback_slurm(slurm_env: Path, ldm_models: Path, tmp_path: Path) -> None:
     synth = tmp_path / "synthetic"
     env = {**os.environ, "SLURM_CONF": str(slurm_env), "OMP_NUM_THREADS": "1"}
-    result = _make("submit-generate", "CLUSTER=loopback", "CONTAINER_SIF=", "EXPERIMENT=tiny", f"OUT={tmp_path}",
-                   f"MODELS={ldm_models}", "N=6", "SHARDS=2", "SEED=5", "GENERATE_ARGS=steps=8", f"ARGS={GRID}",
-                   env=env)
+    result = _make(
+        "submit-generate",
+        "CLUSTER=loopback",
+        "CONTAINER_SIF=",
+        "EXPERIMENT=tiny",
+        f"OUT={tmp_path}",
+        f"MODELS={ldm_models}",
+        "N=6",
+        "SHARDS=2",
+        "SEED=5",
+        "GENERATE_ARGS=steps=8",
+        f"ARGS={GRID}",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     paths = LaunchPaths(tmp_path / "launch")
     generate, merge = read_jobs(paths)["submissions"]
-    assert generate["command"][0] == "generate" and [t["argv"][-1] for t in generate["tasks"]] == ["shard=0/2",
-                                                                                                   "shard=1/2"]
+    assert generate["command"][0] == "generate" and [t["argv"][-1] for t in generate["tasks"]] == [
+        "shard=0/2",
+        "shard=1/2",
+    ]
     assert merge["command"][0] == "generate-merge" and merge["after"] == generate["arrays"]
     assert merge["profile"]["gpus_per_task"] == 0
     assert f"synthetic dataset: {synth}" in result.stdout and f"as job(s) {generate['arrays'][0]}" in result.stdout

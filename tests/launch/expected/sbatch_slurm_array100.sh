@@ -5,14 +5,14 @@
 #SBATCH --array=0-99%64
 #SBATCH --constraint=a100
 #SBATCH --cpus-per-task=8
-#SBATCH --error=/scratch/run/launch/submitit/%A_%a/%A_%a_0_log.err
+#SBATCH --error=/cluster/fs/run/launch/submitit/%A_%a/%A_%a_0_log.err
 #SBATCH --gpus-per-task=1
 #SBATCH --job-name=nph-generate
 #SBATCH --mem=32GB
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
 #SBATCH --open-mode=append
-#SBATCH --output=/scratch/run/launch/submitit/%A_%a/%A_%a_0_log.out
+#SBATCH --output=/cluster/fs/run/launch/submitit/%A_%a/%A_%a_0_log.out
 #SBATCH --partition=gpu
 #SBATCH --qos=normal
 #SBATCH --signal=USR2@120
@@ -25,4 +25,4 @@ export WANDB_MODE=offline
 
 # command
 export SUBMITIT_EXECUTOR=slurm
-srun --unbuffered --output /scratch/run/launch/submitit/%A_%a/%A_%a_%t_log.out --error /scratch/run/launch/submitit/%A_%a/%A_%a_%t_log.err /opt/py -u -m submitit.core._submit /scratch/run/launch/submitit/%j
+srun --unbuffered --output /cluster/fs/run/launch/submitit/%A_%a/%A_%a_%t_log.out --error /cluster/fs/run/launch/submitit/%A_%a/%A_%a_%t_log.err /opt/py -u -m submitit.core._submit /cluster/fs/run/launch/submitit/%j

@@ -2,18 +2,18 @@
 
 # Parameters
 #SBATCH --cpus-per-task=8
-#SBATCH --error=/scratch/models/launch/submitit/%j/%j_0_log.err
+#SBATCH --error=/cluster/fs/models/launch/submitit/%j/%j_0_log.err
 #SBATCH --gpus-per-task=1
 #SBATCH --job-name=nph-train
 #SBATCH --mem=1536MB
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=4
 #SBATCH --open-mode=append
-#SBATCH --output=/scratch/models/launch/submitit/%j/%j_0_log.out
+#SBATCH --output=/cluster/fs/models/launch/submitit/%j/%j_0_log.out
 #SBATCH --signal=USR2@120
 #SBATCH --time=720
 #SBATCH --wckey=submitit
 
 # command
 export SUBMITIT_EXECUTOR=slurm
-srun --unbuffered --output /scratch/models/launch/submitit/%j/%j_%t_log.out --error /scratch/models/launch/submitit/%j/%j_%t_log.err /opt/py -u -m submitit.core._submit /scratch/models/launch/submitit/%j
+srun --unbuffered --output /cluster/fs/models/launch/submitit/%j/%j_%t_log.out --error /cluster/fs/models/launch/submitit/%j/%j_%t_log.err /opt/py -u -m submitit.core._submit /cluster/fs/models/launch/submitit/%j
