@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import ndimage
 
+from nph.data.grid import resample_to
 from nph.data.labels import LABELS, aseg_to_synthseg, label_id_table
 from nph.data.measures import measure, voxel_volume_ml
 from nph.errors import InputError
@@ -96,10 +96,7 @@ def build_command(opts: SynthSegOptions, input_dir: Path, output_dir: Path, vol_
 
 def resample_nearest(source: Volume, reference: Volume) -> npt.NDArray[np.int16]:
     """``source`` labels on ``reference``'s voxel grid (world coordinates, nearest neighbour, 0 outside)."""
-    to_source = np.linalg.inv(source.affine) @ reference.affine
-    out = ndimage.affine_transform(np.asarray(source.data, dtype=np.int16), to_source[:3, :3], to_source[:3, 3],
-                                   output_shape=reference.shape, order=0, mode="constant", cval=0)
-    return out.astype(np.int16)
+    return resample_to(source, reference.affine, reference.shape, order=0).data.astype(np.int16)
 
 
 def parse_synthseg_csv(path: Path) -> pd.DataFrame:
