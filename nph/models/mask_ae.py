@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.losses import DiceCELoss
 from monai.networks.nets import AutoencoderKL
 from torch import nn
 
@@ -31,10 +32,15 @@ class MaskAutoencoder(nn.Module):
         latent_channels: channels of the latent.
         norm_num_groups: group-norm groups (must divide every channel count).
         attention: self-attention in the deepest level and the non-local blocks (off in the thesis).
+        initial_log_var: start value of the posterior's log-variance (None: MONAI's initialisation, σ ≈ 1).
+            Case-to-case differences of the latent means start an order of magnitude below σ ≈ 1, so early on
+            the decoder is fed mostly noise and learns one template mask; with a tiny KL weight σ shrinks only
+            slowly. A short run therefore starts near-deterministic (e.g. -8, σ ≈ 0.02) and keeps the ventricle
+            size in the latent; a long run (the thesis) does not need it.
     """
 
     def __init__(self, embed_dim: int, channels: tuple[int, ...], num_res_blocks: int, latent_channels: int,
-                 norm_num_groups: int, attention: bool = False) -> None:
+                 norm_num_groups: int, attention: bool = False, initial_log_var: float | None = None) -> None:
         super().__init__()
         self.embedding = nn.Embedding(NUM_CLASSES, embed_dim)
         levels = len(channels)
@@ -44,10 +50,15 @@ class MaskAutoencoder(nn.Module):
             attention_levels=(False,) * (levels - 1) + (attention,), norm_num_groups=norm_num_groups,
             with_encoder_nonlocal_attn=attention, with_decoder_nonlocal_attn=attention)
         self.downsampling = 2 ** (levels - 1)
+        if initial_log_var is not None:
+            nn.init.constant_(self.autoencoder.quant_conv_log_sigma.conv.bias, float(initial_log_var))
 
     def embed(self, labels: torch.Tensor) -> torch.Tensor:
-        """(B, X, Y, Z) long → (B, embed_dim, X, Y, Z)."""
-        return self.embedding(labels).permute(0, 4, 1, 2, 3).contiguous()
+        """(B, X, Y, Z) long → (B, embed_dim, X, Y, Z); channels-last on the CPU, where oneDNN's 3-D
+        convolutions run a training step about 20 % faster that way (GPUs keep PyTorch's default layout)."""
+        h = self.embedding(labels).permute(0, 4, 1, 2, 3)
+        layout = torch.channels_last_3d if h.device.type == "cpu" else torch.contiguous_format
+        return h.contiguous(memory_format=layout)
 
     def encode(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and standard deviation, each (B, latent_channels, X/f, Y/f, Z/f)."""
@@ -87,22 +98,32 @@ def dice_per_class(prediction: torch.Tensor, target: torch.Tensor, num_classes: 
 
 
 class MaskAETask(Task):
-    """Cross-entropy of the reconstructed labels + ``kl_weight`` · KL of the posterior."""
+    """Cross-entropy (+ ``dice_weight`` · soft Dice) of the reconstructed labels + ``kl_weight`` · KL.
 
-    def __init__(self, net: MaskAutoencoder, kl_weight: float) -> None:
+    The thesis used cross-entropy alone. Small structures (the 3rd and 4th ventricles are tens of voxels
+    on a coarse grid) barely move a voxel-averaged cross-entropy; a soft Dice over the batch weighs every
+    class alike, which is what lets a small autoencoder learn them in a few hundred steps.
+    """
+
+    def __init__(self, net: MaskAutoencoder, kl_weight: float, dice_weight: float = 0.0) -> None:
         super().__init__()
         self.net: MaskAutoencoder = net
         self.kl_weight = kl_weight
+        self.dice_weight = dice_weight
         self.loss = self.build_loss()
 
     def build_loss(self) -> nn.Module:
+        if self.dice_weight > 0:
+            return DiceCELoss(to_onehot_y=True, softmax=True, batch=True, lambda_dice=self.dice_weight)
         return nn.CrossEntropyLoss()
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         logits, mu, sigma = self.net(batch["labels"])
-        ce = self.loss(logits.float(), batch["labels"])
+        labels = batch["labels"][:, None] if self.dice_weight > 0 else batch["labels"]
+        reconstruction = self.loss(logits.float(), labels)
         kl = kl_divergence(mu.float(), sigma.float())
-        return ce + self.kl_weight * kl, {"ce": float(ce.detach()), "kl": float(kl.detach())}
+        name = "dice_ce" if self.dice_weight > 0 else "ce"
+        return reconstruction + self.kl_weight * kl, {name: float(reconstruction.detach()), "kl": float(kl.detach())}
 
     def validation_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         prediction = self.net.decode(self.net.encode(batch["labels"])[0]).argmax(1)

@@ -63,12 +63,13 @@ def _check_divisible(shape: Sequence[int], factor: int) -> None:
 
 def setup_mask_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: Sequence[int] | None = None,
                   **_: Any) -> StageSetup:
-    """Keys of ``section``: ``network`` (see build_mask_ae), ``kl_weight``, ``validation_cases``, ``scale_cases``."""
+    """Keys of ``section``: ``network`` (see build_mask_ae), ``kl_weight``, ``dice_weight`` (0 = cross-entropy
+    alone, as the thesis), ``validation_cases``, ``scale_cases``."""
     masks = load_masks(Path(data), tuple(grid_shape) if grid_shape else None)
     network = dict(section["network"])
     net = build_mask_ae(network)
     _check_divisible(masks.shape, net.downsampling)
-    task = MaskAETask(net, float(section.get("kl_weight", 1e-6)))
+    task = MaskAETask(net, float(section.get("kl_weight", 1e-6)), float(section.get("dice_weight", 0.0)))
     validation = masks.examples[: int(section.get("validation_cases", 4))]
     meta = _grid_meta(masks)
 

@@ -27,12 +27,12 @@ def _sample(run_nph, models, out, *extra):
 
 def test_autoencoder_learned_the_labels(mask_models):
     losses = load_checkpoint(mask_models / "models/mask_ae/training/checkpoint.pt")["losses"]
-    assert len(losses) == 150
+    assert len(losses) == 400
     assert np.mean(losses[-20:]) < 0.25 * np.mean(losses[:5])
     _, _, meta = load_bundle(mask_models / "models/mask_ae", "mask_ae")
-    assert meta["latent_shape"] == [3, 8, 12, 8] and meta["steps"] == 150
+    assert meta["latent_shape"] == [3, 8, 12, 8] and meta["steps"] == 400
     assert 0.05 < meta["latent_scale_factor"] < 20
-    assert meta["reconstruction_dice"]["ventricles"] > 0.5
+    assert meta["reconstruction_dice"]["ventricles"] > 0.7  # the bar for experiment=tiny (reached 0.82)
     assert meta["reconstruction_dice"]["per_class"]["background"] > 0.95
 
 
@@ -54,7 +54,7 @@ def test_samples_are_valid_label_maps_and_independent_of_batching(mask_models, r
     assert not first.has_images and len(first) == 3
     for case_id in first.case_ids:
         a, b = first.label(case_id), second.label(case_id)
-        assert a.shape == (16, 24, 16) and np.allclose(a.affine, training_affine)
+        assert a.shape == (32, 48, 32) and np.allclose(a.affine, training_affine)
         assert set(np.unique(a.data)) <= set(LABEL_IDS)
         assert np.array_equal(a.data, b.data)
         row = first.manifest.set_index("case_id").loc[case_id]
@@ -73,10 +73,35 @@ def test_ddpm_sampler_is_seeded_per_sample(mask_models, run_nph, tmp_path):
         assert np.array_equal(a.label(case_id).data, b.label(case_id).data)
 
 
+def _fidelity(run_nph, masks) -> dict:
+    assert run_nph("evaluate-masks", f"masks={masks}", "experiment=tiny").status == 0
+    return json.loads((masks / "fidelity.json").read_text())
+
+
+def test_realised_ventricle_size_follows_the_request(mask_models, run_nph, tmp_path):
+    # The bar: Pearson r > 0.5 between requested and realised size. experiment=tiny reached r = 0.91-0.97
+    # (two seeds each of autoencoder, DM and sampling; see README), so a pass is not luck; the bin means must rise too.
+    masks = tmp_path / "masks"
+    _sample(run_nph, mask_models / "models", masks, "n=20", "seed=0", "guidance=3.0", "batch_size=10",
+            "condition=[0.0,0.25,0.5,0.75,1.0]")
+    report = _fidelity(run_nph, masks)
+    means = [b["mean_realised"] for b in report["bins"]]
+    assert report["pearson_r"] > 0.5 and report["spearman_rho"] > 0.5, report
+    assert means == sorted(means) and means[-1] - means[0] > 0.3, means
+
+
+def test_guidance_pushes_the_size_further_in_the_asked_direction(mask_models, run_nph, tmp_path):
+    spread = {}
+    for guidance in ("1.0", "3.0"):
+        masks = tmp_path / f"g{guidance}"
+        _sample(run_nph, mask_models / "models", masks, "n=8", "seed=3", f"guidance={guidance}", "batch_size=8",
+                "condition=[0.0,1.2]")
+        report = _fidelity(run_nph, masks)
+        spread[guidance] = report["extrapolation"]["mean_realised"] - report["bins"][0]["mean_realised"]
+    assert spread["1.0"] > 0.1 and spread["3.0"] > spread["1.0"] + 0.1, spread  # measured: 0.17 → 0.69
+
+
 def test_condition_and_guidance_reach_the_samples_and_fidelity_is_reported(mask_models, run_nph, tmp_path):
-    # Whether the realised size follows the request (Pearson r > 0.5) depends on a DM trained longer than CI
-    # affords: 400-600 CPU steps gave r between -0.2 and 0.85 across runs (see the area report). CI checks that
-    # the condition and the guidance scale change the samples, and that the fidelity report is right.
     models = mask_models / "models"
     low = _sample(run_nph, models, tmp_path / "low", "n=4", "seed=3", "condition=0.0", "guidance=3.0")
     high = _sample(run_nph, models, tmp_path / "high", "n=4", "seed=3", "condition=1.2", "guidance=3.0")
@@ -102,8 +127,7 @@ def test_rectified_flow_stage_and_sampler(mask_models, run_nph, tmp_path):
     models = tmp_path / "models"
     shutil.copytree(mask_models / "models/mask_ae", models / "mask_ae")
     result = run_nph("train", "stage=mask_dm", f"data={mask_models / 'data'}", f"models={models}", *GRID,
-                     "mask_dm.noise.kind=rflow", "mask_dm.train.max_steps=5", "mask_dm.network.channels=[16,32]",
-                     "mask_dm.network.attention_levels=[false,true]", "wandb.mode=disabled")
+                     "mask_dm.noise.kind=rflow", "mask_dm.train.max_steps=5", "wandb.mode=disabled")
     assert result.status == 0, result.err
     masks = _sample(run_nph, models, tmp_path / "masks", "n=2", "sampler=rflow")
     assert set(np.unique(masks.label(masks.case_ids[0]).data)) <= set(LABEL_IDS)
@@ -150,7 +174,7 @@ def test_train_bad_input(mask_models, run_nph, tmp_path):
              (["stage=mask_dm", f"data={data}"], "mask_ae/meta.json: missing"),
              (["stage=mask_ae", f"data={tmp_path / 'nothing'}"], "dataset.json: missing"),
              (["stage=mask_ae", f"data={data}", "+mask_ae.train.lr_max=1"], "unknown key(s) ['lr_max']"),
-             (["stage=mask_ae", f"data={data}", "mask_ae.network.channels=[16,32,32,32,32]"], "not divisible")]
+             (["stage=mask_ae", f"data={data}", "mask_ae.network.channels=[8,8,8,8,8,8]"], "not divisible")]
     for args, message in cases:
         result = run_nph("train", *args, f"models={tmp_path / 'models'}", *GRID, "wandb.mode=disabled")
         assert result.status == 2 and message in result.err, result.err
