@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nph.errors import InputError
-from nph.models.mask_ae import build_mask_ae, dice_per_class, kl_divergence
+from nph.models.mask_ae import MaskAETask, build_mask_ae, dice_per_class, kl_divergence
 from nph.models.mask_dm import make_context, oversampling_weights
 from nph.models.noise import build_scheduler, noisy_input_and_target
 
@@ -34,6 +34,38 @@ def test_mask_autoencoder_shapes():
     logits, mu, sigma = net(labels)
     assert logits.shape == (2, 33, 8, 12, 8) and mu.shape == sigma.shape == (2, 3, 4, 6, 4)
     assert net.downsampling == 2
+
+
+def test_initial_log_var_starts_the_posterior_near_deterministic():
+    network = {"embed_dim": 4, "channels": [8, 8], "num_res_blocks": 1, "latent_channels": 3, "norm_num_groups": 4}
+    labels = torch.randint(0, 33, (1, 8, 12, 8))
+    with torch.no_grad():
+        torch.manual_seed(0)
+        _, default_sigma = build_mask_ae(network).encode(labels)
+        torch.manual_seed(0)
+        _, sigma = build_mask_ae({**network, "initial_log_var": -8.0}).encode(labels)
+    assert 0.3 < float(default_sigma.mean()) < 3.0  # MONAI's initialisation: σ ≈ 1
+    # the bias sets log σ² ≈ -8 up to the (small) random weights of the 1×1 conv on the encoder's output
+    assert float(sigma.max()) < 0.1 and float(sigma.log().mul(2).mean()) == pytest.approx(-8.0, abs=2.0)
+
+
+def test_dice_term_adds_the_soft_dice_of_the_batch():
+    network = {"embed_dim": 4, "channels": [8, 8], "num_res_blocks": 1, "latent_channels": 3, "norm_num_groups": 4}
+    net = build_mask_ae(network)
+    batch = {"labels": torch.randint(0, 33, (2, 8, 12, 8))}
+    plain, with_dice = MaskAETask(net, 0.0), MaskAETask(net, 0.0, dice_weight=2.0)
+    torch.manual_seed(1)
+    ce, logs = plain.training_step(batch)
+    torch.manual_seed(1)
+    total, dice_logs = with_dice.training_step(batch)
+    torch.manual_seed(1)
+    logits = net(batch["labels"])[0].float()
+    probabilities = logits.softmax(1)
+    onehot = torch.nn.functional.one_hot(batch["labels"], 33).permute(0, 4, 1, 2, 3).float()
+    dims = (0, 2, 3, 4)  # batch Dice: one score per class over the whole batch
+    dice = (2 * (probabilities * onehot).sum(dims) + 1e-5) / (probabilities.sum(dims) + onehot.sum(dims) + 1e-5)
+    assert float(total) == pytest.approx(float(ce) + 2.0 * float(1 - dice.mean()), rel=1e-4)
+    assert set(logs) == {"ce", "kl"} and set(dice_logs) == {"dice_ce", "kl"}
 
 
 def test_context_zeroes_the_condition_when_unflagged():
