@@ -4,6 +4,8 @@ Rules that decide numbers (also in docs of :func:`score_cases`):
 
 - a case of the reference that a method lacks is scored as an empty prediction and flagged ``missing``
   (Dice 0, predicted volume 0, volume error = the reference volume) — never dropped;
+- HD95 and ASSD of a structure that exactly one side lacks are the diagonal of the reference grid's field of
+  view, flagged ``worst_case_distance`` (:mod:`nph.evaluation.surface`); they count in means and tests;
 - a prediction on another grid is resampled to the reference grid (nearest neighbour), flagged ``resampled``;
 - structures that a method's scheme cannot express (per-ventricle scores of a binary prediction) get no row;
 - the Evans index is computed for the whole system only: lateral ventricles where the scheme has them
@@ -99,7 +101,7 @@ def score_case(
         pred_mask = pred_masks[structure]
         metrics = surface_metrics(ref_mask, pred_mask, spacing, tolerance_mm=tolerance_mm)
         ref_ml, pred_ml = float(ref_mask.sum()) * voxel_ml, float(pred_mask.sum()) * voxel_ml
-        flags = [*prediction.flags, metrics.empty.value]
+        flags = [*prediction.flags, metrics.empty.value, "worst_case_distance" if metrics.worst_case else ""]
         evans_ref = evans_pred = float("nan")
         if structure == WHOLE:
             evans_ref, evans_pred = evans_pair(reference.data, ref_scheme, prediction.data, pred_scheme,

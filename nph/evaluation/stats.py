@@ -6,7 +6,8 @@
   two-sided Wilcoxon signed-rank test over the cases where both values are finite; p-values are
   Holm-corrected within each (structure, metric) family across methods. A family of identical pairs has
   p = 1. Mean differences (method − baseline) get percentile bootstrap 95 % CIs from a recorded seed.
-- NaNs (empty-mask rules of :mod:`nph.evaluation.surface`) are left out of means and counted as ``n_nan``.
+- NaNs (a structure both sides lack, :mod:`nph.evaluation.surface`) are left out of means and counted as
+  ``n_nan``; a structure only one side has gets worst-case distances, which count like any other value.
 """
 
 from __future__ import annotations

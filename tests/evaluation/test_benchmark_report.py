@@ -58,7 +58,9 @@ def test_per_case_numbers_follow_the_perturbations(benchmark_inputs, result) -> 
     shifted = _row(per_case, cases[4], "nnunet")  # one voxel along x: surfaces move by 3.333 mm at most
     assert shifted.abs_volume_error_ml == 0 and shifted.hd95_mm == pytest.approx(3.333)
     missing = _row(per_case, cases[3], "nnunet")
-    assert missing.flag == "missing,prediction_empty" and missing.dice == 0 and np.isnan(missing.hd95_mm)
+    diagonal = float(np.linalg.norm(np.multiply((48, 64, 48), (3.333, 3.5, 3.333))))  # field of view, mm
+    assert missing.flag == "missing,prediction_empty,worst_case_distance" and missing.dice == 0
+    assert (missing.hd95_mm, missing.assd_mm) == (pytest.approx(diagonal), pytest.approx(diagonal))
     assert missing.abs_volume_error_ml == pytest.approx(missing.reference_ml)
     assert set(per_case[per_case.method == "synthseg"].flag) == {"resampled"}  # 1 mm grid → reference grid
     assert _row(per_case, cases[0], "synthseg").dice == 1.0  # nearest-neighbour round trip is exact
@@ -78,7 +80,9 @@ def test_summary_statistics(benchmark_inputs, result) -> None:
     values = whole[whole.method == "nnunet"]
     assert nnunet["n_cases"] == 6 and nnunet["n_missing"] == 1
     assert nnunet["metrics"]["dice"]["mean"] == pytest.approx(values.dice.mean())
-    assert nnunet["metrics"]["hd95_mm"]["n_nan"] == 1  # the missing case has no distance
+    assert nnunet["metrics"]["hd95_mm"]["n_nan"] == 0  # the missing case has the worst-case distance
+    assert nnunet["metrics"]["hd95_mm"]["mean"] == pytest.approx(values.hd95_mm.mean())
+    assert nnunet["metrics"]["hd95_mm"]["mean"] > values.hd95_mm.max() / 6  # dominated by the missing case
     assert nnunet["volume_mae_ml"]["mean"] == pytest.approx(values.abs_volume_error_ml.mean())
     diff = values.predicted_ml - values.reference_ml
     assert nnunet["bland_altman_ml"]["bias"] == pytest.approx(diff.mean())

@@ -106,7 +106,10 @@ def test_score_case_rows_for_a_binary_prediction_and_a_missing_case() -> None:
     rows = score_case("c", "bin", ref, synthseg, load_prediction(None, ref, binary), binary, tolerance_mm=1.0)
     assert [r["structure"] for r in rows] == [WHOLE]  # a binary map has no per-ventricle rows
     row = rows[0]
-    assert row["flag"] == "missing,prediction_empty" and row["dice"] == 0.0 and row["predicted_ml"] == 0.0
+    assert row["flag"] == "missing,prediction_empty,worst_case_distance" and row["dice"] == 0.0
+    assert row["predicted_ml"] == 0.0
+    diagonal = math.sqrt((81 * 0.9) ** 2 + (60 * 1.2) ** 2 + (40 * 1.5) ** 2)  # the reference's field of view
+    assert row["hd95_mm"] == pytest.approx(diagonal) and row["assd_mm"] == pytest.approx(diagonal)
     assert row["reference_ml"] == pytest.approx(np.isin(ref.data, (4, 43)).sum() * voxel_ml)
     assert row["abs_volume_error_ml"] == pytest.approx(row["reference_ml"]) and row["rel_volume_error_pct"] == -100
 

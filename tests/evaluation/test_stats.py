@@ -8,7 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nph.evaluation.casewise import CaseMaps, score_case
+from nph.evaluation.schemes import builtin_scheme
 from nph.evaluation.stats import bland_altman, bootstrap_mean_ci, compare_to_baseline, describe, holm, icc, summarize
+from nph.io.nifti import Volume
 
 # Shrout & Fleiss (1979), Table 2: 6 targets rated by 4 judges; ICC(2,1) = 0.29, ICC(3,1) = 0.71.
 SHROUT_FLEISS = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]])
@@ -77,3 +80,32 @@ def test_summary_counts_missing_and_leaves_nan_out() -> None:
     assert ours["n_missing"] == 1 and ours["metrics"]["dice"]["n"] == 3 and ours["metrics"]["dice"]["n_nan"] == 1
     assert ours["metrics"]["dice"]["mean"] == pytest.approx(np.mean([0.9, 0.92, 0.93]))
     assert next(c for c in summary["comparisons"] if c["metric"] == "dice")["n_pairs"] == 3
+
+
+def test_a_method_that_finds_nothing_ranks_below_a_slightly_wrong_one() -> None:
+    """'empty' is exact in three cases and finds nothing in the fourth; 'shifted' is one voxel off everywhere.
+    With the worst case in the means, 'empty' is the worse method by HD95 and ASSD, and the test sees all pairs."""
+    shape, spacing = (20, 24, 16), (1.0, 1.0, 2.0)
+    affine = np.diag([*spacing, 1.0])
+    binary = builtin_scheme("binary")
+    rows = []
+    for case in range(4):
+        ref = np.zeros(shape, np.uint8)
+        ref[5 : 12 + case, 6:14, 4:10] = 1
+        shifted = np.roll(ref, 1, axis=0)
+        empty = np.zeros_like(ref) if case == 3 else ref
+        for method, pred in (("shifted", shifted), ("empty", empty)):
+            rows += score_case(f"c{case}", method, Volume(ref, affine), binary, CaseMaps(pred, []), binary,
+                               tolerance_mm=1.0)
+    table = pd.DataFrame(rows)
+    diagonal = math.sqrt(20**2 + 24**2 + 32**2)
+    assert table.loc[table.method == "empty", "hd95_mm"].tolist() == pytest.approx([0, 0, 0, diagonal])
+    assert table.loc[table.method == "shifted", "hd95_mm"].tolist() == pytest.approx([1.0] * 4)
+    summary = summarize(table, baseline="shifted", n_boot=200, seed=0)
+    metrics = {m: summary["structures"]["ventricles"][m]["metrics"] for m in ("empty", "shifted")}
+    for metric in ("hd95_mm", "assd_mm"):
+        assert metrics["empty"][metric]["n"] == 4 and metrics["empty"][metric]["n_nan"] == 0
+        assert metrics["empty"][metric]["mean"] > metrics["shifted"][metric]["mean"]
+    assert metrics["empty"]["hd95_mm"]["mean"] == pytest.approx(diagonal / 4)
+    hd_test = next(c for c in summary["comparisons"] if c["metric"] == "hd95_mm")
+    assert hd_test["n_pairs"] == 4 and hd_test["mean_difference"] == pytest.approx(diagonal / 4 - 1.0)
