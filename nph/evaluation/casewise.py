@@ -62,14 +62,21 @@ def load_prediction(path: Path | None, reference: Volume, scheme: LabelScheme, *
     if same_grid:
         return CaseMaps(volume.data, [])
     if warn:
-        log.warning("%s: grid %s differs from the reference's %s; resampled (nearest neighbour)", path,
-                    volume.shape, reference.shape)
+        log.warning(
+            "%s: grid %s differs from the reference's %s; resampled (nearest neighbour)",
+            path,
+            volume.shape,
+            reference.shape,
+        )
     return CaseMaps(resample_to(volume, reference.affine, reference.shape, order=0).data, ["resampled"])
 
 
 def evans_pair(
-    reference: npt.NDArray[np.integer], ref_scheme: LabelScheme,
-    prediction: npt.NDArray[np.integer], pred_scheme: LabelScheme, affine: npt.NDArray,
+    reference: npt.NDArray[np.integer],
+    ref_scheme: LabelScheme,
+    prediction: npt.NDArray[np.integer],
+    pred_scheme: LabelScheme,
+    affine: npt.NDArray,
 ) -> tuple[float, float]:
     """Evans index of reference and prediction over one shared skull (module docstring)."""
     if ref_scheme.full_brain:
@@ -88,8 +95,14 @@ def evans_pair(
 
 
 def score_case(
-    case_id: str, method: str, reference: Volume, ref_scheme: LabelScheme, prediction: CaseMaps,
-    pred_scheme: LabelScheme, *, tolerance_mm: float,
+    case_id: str,
+    method: str,
+    reference: Volume,
+    ref_scheme: LabelScheme,
+    prediction: CaseMaps,
+    pred_scheme: LabelScheme,
+    *,
+    tolerance_mm: float,
 ) -> list[dict[str, Any]]:
     """Rows of :data:`CASE_COLUMNS` for one case and method."""
     spacing, voxel_ml = spacing_of(reference.affine), voxel_volume_ml(reference.affine)
@@ -104,19 +117,32 @@ def score_case(
         flags = [*prediction.flags, metrics.empty.value, "worst_case_distance" if metrics.worst_case else ""]
         evans_ref = evans_pred = float("nan")
         if structure == WHOLE:
-            evans_ref, evans_pred = evans_pair(reference.data, ref_scheme, prediction.data, pred_scheme,
-                                               reference.affine)
+            evans_ref, evans_pred = evans_pair(
+                reference.data, ref_scheme, prediction.data, pred_scheme, reference.affine
+            )
             if not (ref_scheme.full_brain or pred_scheme.full_brain):
                 flags.append("no_skull")
-        rows.append({
-            "case_id": case_id, "method": method, "structure": structure, "dice": metrics.dice,
-            "hd95_mm": metrics.hd95, "assd_mm": metrics.assd, "nsd": metrics.nsd, "reference_ml": ref_ml,
-            "predicted_ml": pred_ml, "volume_error_ml": pred_ml - ref_ml, "abs_volume_error_ml": abs(pred_ml - ref_ml),
-            "rel_volume_error_pct": 100.0 * (pred_ml - ref_ml) / ref_ml if ref_ml > 0 else float("nan"),
-            "evans_reference": evans_ref, "evans_predicted": evans_pred, "evans_error": evans_pred - evans_ref,
-            "abs_evans_error": abs(evans_pred - evans_ref),
-            "flag": ",".join(f for f in flags if f),
-        })
+        rows.append(
+            {
+                "case_id": case_id,
+                "method": method,
+                "structure": structure,
+                "dice": metrics.dice,
+                "hd95_mm": metrics.hd95,
+                "assd_mm": metrics.assd,
+                "nsd": metrics.nsd,
+                "reference_ml": ref_ml,
+                "predicted_ml": pred_ml,
+                "volume_error_ml": pred_ml - ref_ml,
+                "abs_volume_error_ml": abs(pred_ml - ref_ml),
+                "rel_volume_error_pct": 100.0 * (pred_ml - ref_ml) / ref_ml if ref_ml > 0 else float("nan"),
+                "evans_reference": evans_ref,
+                "evans_predicted": evans_pred,
+                "evans_error": evans_pred - evans_ref,
+                "abs_evans_error": abs(evans_pred - evans_ref),
+                "flag": ",".join(f for f in flags if f),
+            }
+        )
     return rows
 
 
@@ -131,8 +157,10 @@ def score_cases(
     for method, folder in predictions.items():
         common = set(folder.cases) & set(reference.cases)
         if not common:
-            raise InputError(f"predictions.{method}: {folder.root} shares no case id with reference {reference.root} "
-                             f"(e.g. {sorted(folder.cases)[:3]} vs {sorted(reference.cases)[:3]})")
+            raise InputError(
+                f"predictions.{method}: {folder.root} shares no case id with reference {reference.root} "
+                f"(e.g. {sorted(folder.cases)[:3]} vs {sorted(reference.cases)[:3]})"
+            )
         extra = sorted(set(folder.cases) - set(reference.cases))
         if extra:
             log.warning("predictions.%s: %d case(s) without reference are ignored: %s", method, len(extra), extra[:5])

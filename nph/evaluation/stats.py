@@ -100,9 +100,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def bootstrap_mean_ci(
-    differences: npt.NDArray, *, n_boot: int, seed: int, level: float = 0.95
-) -> tuple[float, float]:
+def bootstrap_mean_ci(differences: npt.NDArray, *, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of paired differences, drawn from ``SeedSequence(seed)``."""
     diff = _finite(differences)
     if diff.size == 0:
@@ -133,11 +131,20 @@ def compare_to_baseline(
         for method, diff in family:
             statistic, p_value = _wilcoxon(diff)
             low, high = bootstrap_mean_ci(diff, n_boot=n_boot, seed=seed)
-            rows.append({
-                "structure": structure, "metric": metric, "method": method, "baseline": baseline,
-                "n_pairs": int(diff.size), "mean_difference": float(diff.mean()) if diff.size else float("nan"),
-                "ci_low": low, "ci_high": high, "wilcoxon_statistic": statistic, "p_value": p_value,
-            })
+            rows.append(
+                {
+                    "structure": structure,
+                    "metric": metric,
+                    "method": method,
+                    "baseline": baseline,
+                    "n_pairs": int(diff.size),
+                    "mean_difference": float(diff.mean()) if diff.size else float("nan"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "wilcoxon_statistic": statistic,
+                    "p_value": p_value,
+                }
+            )
         for row, adjusted in zip(rows[start:], holm([r["p_value"] for r in rows[start:]]), strict=True):
             row["p_holm"] = adjusted
             row["significant"] = bool(math.isfinite(adjusted) and adjusted < alpha)
@@ -179,8 +186,14 @@ def summarize(per_case: pd.DataFrame, *, baseline: str | None, n_boot: int, seed
             }
     methods = list(dict.fromkeys(per_case["method"]))
     comparisons = compare_to_baseline(per_case, baseline, n_boot=n_boot, seed=seed) if baseline else []
-    return {"methods": methods, "baseline": baseline, "n_boot": n_boot, "seed": seed,
-            "structures": structures, "comparisons": comparisons}
+    return {
+        "methods": methods,
+        "baseline": baseline,
+        "n_boot": n_boot,
+        "seed": seed,
+        "structures": structures,
+        "comparisons": comparisons,
+    }
 
 
 def json_safe(obj: Any) -> Any:

@@ -27,8 +27,14 @@ VOXEL_ML = 3.333 * 3.5 * 3.333 / 1000
 @pytest.fixture(scope="module")
 def result(benchmark_inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("result")
-    summary = run_benchmark(benchmark_inputs.reference, benchmark_inputs.predictions, out, n_boot=400, seed=5,
-                            command=["nph", "evaluate", "reference=R"])
+    summary = run_benchmark(
+        benchmark_inputs.reference,
+        benchmark_inputs.predictions,
+        out,
+        n_boot=400,
+        seed=5,
+        command=["nph", "evaluate", "reference=R"],
+    )
     per_case = pd.read_csv(BenchmarkPaths(out).per_case, keep_default_na=False, na_values=[""])
     return summary, per_case, BenchmarkPaths(out)
 
@@ -47,8 +53,11 @@ def test_per_case_numbers_follow_the_perturbations(benchmark_inputs, result) -> 
     for case in cases:  # every number recomputed independently from the arrays
         ref = np.isin(benchmark_inputs.ref_ids[case], VENTRICLE_IDS)
         for method, maps in benchmark_inputs.pred_ids.items():
-            pred = np.isin(maps[case], VENTRICLE_IDS) if case in maps and method != "binary" else \
-                (maps[case] == 1 if case in maps else np.zeros_like(ref))
+            pred = (
+                np.isin(maps[case], VENTRICLE_IDS)
+                if case in maps and method != "binary"
+                else (maps[case] == 1 if case in maps else np.zeros_like(ref))
+            )
             row = _row(per_case, case, method)
             assert row.reference_ml == pytest.approx(ref.sum() * VOXEL_ML)
             assert row.predicted_ml == pytest.approx(pred.sum() * VOXEL_ML)
@@ -93,8 +102,11 @@ def test_summary_statistics(benchmark_inputs, result) -> None:
     compared = {(c["metric"], c["method"]) for c in summary["comparisons"] if c["structure"] == WHOLE}
     assert ("dice", "nnunet") in compared and ("dice", "binary") in compared
     assert all(c["baseline"] == "synthseg" for c in summary["comparisons"])
-    dice_binary = next(c for c in summary["comparisons"] if c["structure"] == WHOLE and c["metric"] == "dice"
-                       and c["method"] == "binary")
+    dice_binary = next(
+        c
+        for c in summary["comparisons"]
+        if c["structure"] == WHOLE and c["metric"] == "dice" and c["method"] == "binary"
+    )
     assert dice_binary["p_holm"] >= dice_binary["p_value"] and dice_binary["ci_low"] <= dice_binary["ci_high"]
     assert summary["provenance"]["command"] == "nph evaluate reference=R"
     assert {"nph", "torch", "monai", "numpy", "python"} <= set(summary["provenance"]["versions"])
@@ -200,9 +212,21 @@ def test_report_renders_in_headless_chromium(result, tmp_path) -> None:
     _, _, paths = result
     shot = tmp_path / "shot.png"
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
-         "--window-size=1200,4000", paths.html.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,4000",
+            paths.html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     pixels = matplotlib.image.imread(shot)

@@ -93,8 +93,9 @@ def test_evans_index_of_an_ellipsoid_pair_on_an_anisotropic_grid() -> None:
     assert evans_ref == pytest.approx((10 + 4.5) / 35.5, abs=1 / 71)  # the continuous value, within a voxel
     # a binary prediction is measured over the reference's skull
     binary = builtin_scheme("binary")
-    assert evans_pair(ref, synthseg, np.isin(pred, (4, 43)).astype(np.int16), binary, affine)[1] == \
-        pytest.approx(35 / 71)
+    assert evans_pair(ref, synthseg, np.isin(pred, (4, 43)).astype(np.int16), binary, affine)[1] == pytest.approx(
+        35 / 71
+    )
     assert all(math.isnan(v) for v in evans_pair(np.isin(ref, (4, 43)), binary, pred, binary, affine))
 
 

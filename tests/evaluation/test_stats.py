@@ -53,10 +53,23 @@ def _table(better: list[float], base: list[float]) -> pd.DataFrame:
     rows = []
     for method, values in (("ours", better), ("synthseg", base)):
         for i, v in enumerate(values):
-            rows.append({"case_id": f"c{i}", "method": method, "structure": "ventricles", "dice": v, "hd95_mm": 1.0,
-                         "assd_mm": 1.0, "nsd": 1.0, "abs_volume_error_ml": 1.0 - v, "rel_volume_error_pct": 0.0,
-                         "abs_evans_error": 0.0, "reference_ml": 10.0 + i, "predicted_ml": 10.0 + i * v,
-                         "flag": "missing" if math.isnan(v) else ""})
+            rows.append(
+                {
+                    "case_id": f"c{i}",
+                    "method": method,
+                    "structure": "ventricles",
+                    "dice": v,
+                    "hd95_mm": 1.0,
+                    "assd_mm": 1.0,
+                    "nsd": 1.0,
+                    "abs_volume_error_ml": 1.0 - v,
+                    "rel_volume_error_pct": 0.0,
+                    "abs_evans_error": 0.0,
+                    "reference_ml": 10.0 + i,
+                    "predicted_ml": 10.0 + i * v,
+                    "flag": "missing" if math.isnan(v) else "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -95,8 +108,9 @@ def test_a_method_that_finds_nothing_ranks_below_a_slightly_wrong_one() -> None:
         shifted = np.roll(ref, 1, axis=0)
         empty = np.zeros_like(ref) if case == 3 else ref
         for method, pred in (("shifted", shifted), ("empty", empty)):
-            rows += score_case(f"c{case}", method, Volume(ref, affine), binary, CaseMaps(pred, []), binary,
-                               tolerance_mm=1.0)
+            rows += score_case(
+                f"c{case}", method, Volume(ref, affine), binary, CaseMaps(pred, []), binary, tolerance_mm=1.0
+            )
     table = pd.DataFrame(rows)
     diagonal = math.sqrt(20**2 + 24**2 + 32**2)
     assert table.loc[table.method == "empty", "hd95_mm"].tolist() == pytest.approx([0, 0, 0, diagonal])

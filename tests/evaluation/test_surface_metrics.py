@@ -16,8 +16,12 @@ from nph.evaluation.surface import EmptyState, dice, fov_diagonal_mm, surface_di
 SPACING = (0.8, 1.0, 1.25)  # anisotropic on purpose
 
 
-def ball(shape: tuple[int, int, int], centre_mm: tuple[float, float, float], radius_mm: float,
-         spacing: tuple[float, float, float] = SPACING) -> np.ndarray:
+def ball(
+    shape: tuple[int, int, int],
+    centre_mm: tuple[float, float, float],
+    radius_mm: float,
+    spacing: tuple[float, float, float] = SPACING,
+) -> np.ndarray:
     """Voxels whose centre lies within ``radius_mm`` of ``centre_mm`` (voxel i sits at i × spacing)."""
     grids = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij")
     return sum((g - c) ** 2 for g, c in zip(grids, centre_mm, strict=True)) <= radius_mm**2
@@ -53,6 +57,7 @@ def test_offset_spheres_match_the_lens_volume_and_the_offset() -> None:
 
 def _monai(a: np.ndarray, b: np.ndarray, tolerance: float) -> tuple[float, float, float]:
     """MONAI's HD95, ASSD and NSD for reference ``a`` and prediction ``b`` (one-hot, batch of 1)."""
+
     def onehot(m: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.stack([~m, m])[None].astype(np.float32))
 
