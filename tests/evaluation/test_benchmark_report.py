@@ -232,3 +232,17 @@ def test_report_renders_in_headless_chromium(result, tmp_path) -> None:
     pixels = matplotlib.image.imread(shot)
     # a rendered report: text, tables and the first figures cover a good part of the page
     assert (pixels[..., :3].mean(axis=2) < 0.9).mean() > 0.02
+
+
+def test_evans_index_of_the_reference_is_the_manifests_in_every_method_row(benchmark_inputs, result) -> None:
+    _, per_case, _ = result
+    manifest = pd.read_csv(benchmark_inputs.reference / "manifest.csv", dtype={"case_id": str}).set_index("case_id")
+    whole = per_case[per_case.structure == WHOLE]
+    for case, rows in whole.groupby("case_id"):
+        assert len(rows) == 3 and rows.evans_reference.nunique() == 1
+        assert rows.evans_reference.iloc[0] == pytest.approx(manifest.loc[case, "evans_index"])
+        assert rows.evans_predicted.notna().all()  # the binary method is measured over the reference's skull
+    missing = _row(per_case, sorted(benchmark_inputs.ref_ids)[3], "nnunet")
+    assert missing.evans_predicted == 0 and missing.abs_evans_error == pytest.approx(missing.evans_reference)
+    exact = whole[(whole.method == "nnunet") & (whole.dice == 1)]
+    assert len(exact) == 2 and (exact.evans_predicted == exact.evans_reference).all()

@@ -30,11 +30,22 @@ def run(cfg: DictConfig) -> None:
     tolerance = float(cfg.tolerance_mm)
     if not tolerance >= 0:
         raise InputError(f"tolerance_mm: must be ≥ 0, got {cfg.tolerance_mm}")
+    scalp = float(cfg.evans.scalp_mm)
+    if not scalp >= 0:
+        raise InputError(f"evans.scalp_mm: must be ≥ 0, got {cfg.evans.scalp_mm}")
     if int(cfg.bootstrap.n) < 1:
         raise InputError(f"bootstrap.n: must be ≥ 1, got {cfg.bootstrap.n}")
     run_benchmark(
-        cfg.reference, {str(k): str(v) for k, v in predictions.items()}, cfg.out,
-        reference_scheme=cfg.reference_scheme, schemes={str(k): str(v) for k, v in schemes.items()},
-        baseline=None if cfg.baseline is None else str(cfg.baseline), tolerance_mm=tolerance,
-        n_boot=int(cfg.bootstrap.n), seed=int(cfg.bootstrap.seed), command=["nph", *sys.argv[1:]],
+        cfg.reference,
+        {str(k): str(v) for k, v in predictions.items()},
+        cfg.out,
+        reference_scheme=cfg.reference_scheme,
+        schemes={str(k): str(v) for k, v in schemes.items()},
+        baseline=None if cfg.baseline is None else str(cfg.baseline),
+        tolerance_mm=tolerance,
+        images=None if cfg.images is None else str(cfg.images),
+        scalp_mm=scalp,
+        n_boot=int(cfg.bootstrap.n),
+        seed=int(cfg.bootstrap.seed),
+        command=["nph", *sys.argv[1:]],
     )
