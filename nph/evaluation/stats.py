@@ -1,5 +1,6 @@
 """Summary statistics of a benchmark: descriptive, agreement (Bland–Altman, ICC) and paired tests.
 
+- Bland–Altman of ventricle volume (every structure) and Evans index (whole system): :mod:`.agreement`.
 - ICC is ICC(2,1) of Shrout & Fleiss (1979): two-way random effects, absolute agreement, single measure,
   over the (reference, predicted) volume pairs — it penalises a bias, unlike ICC(3,1).
 - Each method is compared with a baseline (default SynthSeg) per structure and metric by a paired
@@ -20,6 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
+
+from nph.evaluation.agreement import bland_altman
+from nph.evaluation.schemes import WHOLE
 
 __all__ = [
     "METRICS",
@@ -55,15 +59,6 @@ def describe(values: Sequence[float] | npt.NDArray) -> dict[str, float | int | N
     q1, median, q3 = np.percentile(finite, [25, 50, 75])
     sd = float(finite.std(ddof=1)) if finite.size > 1 else None
     return out | {"mean": float(finite.mean()), "sd": sd, "median": float(median), "q1": float(q1), "q3": float(q3)}
-
-
-def bland_altman(reference: npt.NDArray, predicted: npt.NDArray) -> dict[str, float | None]:
-    """Bias (mean of predicted − reference), SD of the differences and the 95 % limits of agreement."""
-    diff = _finite(np.asarray(predicted, np.float64) - np.asarray(reference, np.float64))
-    if diff.size < 2:
-        return {"bias": float(diff.mean()) if diff.size else None, "sd": None, "loa_low": None, "loa_high": None}
-    bias, sd = float(diff.mean()), float(diff.std(ddof=1))
-    return {"bias": bias, "sd": sd, "loa_low": bias - 1.96 * sd, "loa_high": bias + 1.96 * sd}
 
 
 def icc(ratings: npt.NDArray, kind: str = "2,1") -> float:
@@ -184,6 +179,9 @@ def summarize(per_case: pd.DataFrame, *, baseline: str | None, n_boot: int, seed
                 "bland_altman_ml": bland_altman(ref, pred),
                 "icc_2_1_volume": icc(np.stack([ref, pred], axis=1)),
             }
+            if structure == WHOLE:
+                evans = rows["evans_reference"].to_numpy(float), rows["evans_predicted"].to_numpy(float)
+                structures[str(structure)][str(method)]["bland_altman_evans"] = bland_altman(*evans)
     methods = list(dict.fromkeys(per_case["method"]))
     comparisons = compare_to_baseline(per_case, baseline, n_boot=n_boot, seed=seed) if baseline else []
     return {

@@ -13,12 +13,12 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from nph.data.labels import VENTRICLE_IDS
 from nph.evaluation import figures as figs
 from nph.evaluation.benchmark import BenchmarkPaths, run_benchmark
-from nph.evaluation.report import SUMMARY_HEADER, fmt, summary_table
+from nph.evaluation.report import SUMMARY_HEADER, bland_altman_table, fmt, summary_table
 from nph.evaluation.schemes import WHOLE
 
 VOXEL_ML = 3.333 * 3.5 * 3.333 / 1000
@@ -96,6 +96,16 @@ def test_summary_statistics(benchmark_inputs, result) -> None:
     diff = values.predicted_ml - values.reference_ml
     assert nnunet["bland_altman_ml"]["bias"] == pytest.approx(diff.mean())
     assert nnunet["bland_altman_ml"]["loa_high"] == pytest.approx(diff.mean() + 1.96 * diff.std(ddof=1))
+    half = stats.t.ppf(0.975, 5) * diff.std(ddof=1) * np.sqrt(3 / 6)  # 6 cases: the limit's CI half-width
+    assert nnunet["bland_altman_ml"]["loa_high_ci_high"] == pytest.approx(nnunet["bland_altman_ml"]["loa_high"] + half)
+    evans_diff = values.evans_predicted - values.evans_reference
+    assert nnunet["bland_altman_evans"]["n"] == 6 and nnunet["bland_altman_evans"]["bias"] == pytest.approx(
+        evans_diff.mean()
+    )
+    assert "bland_altman_evans" not in summary["structures"]["left lateral ventricle"]["nnunet"]
+    # SynthSeg's error grows with the ventricles (eroded only in the three largest): a proportional bias
+    synthseg_ba = summary["structures"][WHOLE]["synthseg"]["bland_altman_ml"]
+    assert synthseg_ba["slope"] < 0 and synthseg_ba["slope_ci_high"] < 0 and synthseg_ba["proportional_bias"]
     # SynthSeg fails on the three largest ventricles: every one of its volumes there is too small
     synthseg = whole[whole.method == "synthseg"].sort_values("reference_ml")
     assert (synthseg.volume_error_ml.iloc[-3:] < 0).all() and (synthseg.dice.iloc[:3] == 1).all()
@@ -160,6 +170,11 @@ def test_html_is_self_contained_and_its_numbers_are_summary_json(result) -> None
     summary = json.loads(paths.summary.read_text())
     rows = [r for r in parser.tables["summary-ventricles"] if r]
     assert rows == summary_table(summary)
+    agreement = [r for r in parser.tables["bland-altman-ventricles"] if r]
+    assert agreement == bland_altman_table(summary) and [r[:2] for r in agreement[:2]] == [
+        ["nnunet", "volume (mL)"],
+        ["nnunet", "Evans index"],
+    ]
     nnunet = dict(zip(SUMMARY_HEADER, next(r for r in rows if r[0] == "nnunet"), strict=True))
     entry = summary["structures"][WHOLE]["nnunet"]
     assert float(nnunet["Dice mean"]) == pytest.approx(entry["metrics"]["dice"]["mean"], rel=1e-3)
@@ -187,6 +202,10 @@ def test_figures_show_what_they_claim(result) -> None:
     ba = figs.bland_altman_figure(whole)
     rows = whole[whole.method == "nnunet"]
     assert ba.axes[0].lines[0].get_ydata()[0] == pytest.approx((rows.predicted_ml - rows.reference_ml).mean())
+    evans_axes = ba.axes[3]  # second row (Evans index), first method
+    assert evans_axes.get_title().startswith("nnunet: Evans index")
+    assert evans_axes.lines[0].get_ydata()[0] == pytest.approx((rows.evans_predicted - rows.evans_reference).mean())
+    assert len(evans_axes.patches) == 3  # CI bands of the bias and of both limits
     figs.png_bytes(ba)
     picks = figs.pick_cases(whole, "nnunet")
     ranked = whole[whole.method == "nnunet"].sort_values("dice")

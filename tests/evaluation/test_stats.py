@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
 from nph.evaluation.casewise import CaseMaps, score_case
 from nph.evaluation.schemes import builtin_scheme
@@ -40,6 +41,48 @@ def test_bland_altman_and_describe() -> None:
     assert describe([float("nan")])["mean"] is None
 
 
+def test_bland_altman_against_a_hand_computation() -> None:
+    """Differences 2, 1, 3, 2, 5 at means 11, 20.5, 31.5, 41, 52.5 (computed here from the definitions)."""
+    ba = bland_altman(np.array([10.0, 20.0, 30.0, 40.0, 50.0, np.nan]), np.array([12.0, 21.0, 33.0, 42.0, 55.0, 1.0]))
+    assert ba["n"] == 5 and ba["bias"] == pytest.approx(2.6)
+    sd = math.sqrt((0.6**2 + 1.6**2 + 0.4**2 + 0.6**2 + 2.4**2) / 4)  # 1.5166
+    t4 = 2.7764451  # Student's t, 4 degrees of freedom, 97.5th percentile (tables)
+    assert ba["sd"] == pytest.approx(sd)
+    assert (ba["bias_ci_low"], ba["bias_ci_high"]) == pytest.approx(
+        (2.6 - t4 * sd / math.sqrt(5), 2.6 + t4 * sd / math.sqrt(5))
+    )
+    assert (ba["loa_low"], ba["loa_high"]) == pytest.approx((2.6 - 1.96 * sd, 2.6 + 1.96 * sd))  # -0.373, 5.573
+    half = t4 * sd * math.sqrt(3 / 5)  # 3.262
+    assert (ba["loa_high_ci_low"], ba["loa_high_ci_high"]) == pytest.approx(
+        (2.6 + 1.96 * sd - half, 2.6 + 1.96 * sd + half)
+    )
+    assert (ba["loa_low_ci_low"], ba["loa_low_ci_high"]) == pytest.approx(
+        (2.6 - 1.96 * sd - half, 2.6 - 1.96 * sd + half)
+    )
+    means, diffs = np.array([11.0, 20.5, 31.5, 41.0, 52.5]), np.array([2.0, 1.0, 3.0, 2.0, 5.0])
+    sxx = ((means - means.mean()) ** 2).sum()
+    slope = ((means - means.mean()) * (diffs - 2.6)).sum() / sxx
+    residual = diffs - (2.6 + slope * (means - means.mean()))
+    se = math.sqrt((residual**2).sum() / 3 / sxx)
+    t3 = 3.1824463  # 3 degrees of freedom
+    assert ba["slope"] == pytest.approx(slope) and ba["intercept"] == pytest.approx(2.6 - slope * means.mean())
+    assert (ba["slope_ci_low"], ba["slope_ci_high"]) == pytest.approx((slope - t3 * se, slope + t3 * se))
+    assert ba["slope_p"] == pytest.approx(2 * scipy_stats.t.sf(abs(slope / se), 3))
+    assert ba["proportional_bias"] is (ba["slope_p"] < 0.05)
+
+
+def test_proportional_bias_is_found_and_too_few_cases_give_none() -> None:
+    reference = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+    scaled = reference * 1.2 + np.array([0.3, -0.2, 0.1, -0.3, 0.2, -0.1])  # 20 % too large: grows with size
+    ba = bland_altman(reference, scaled)
+    assert ba["proportional_bias"] and ba["slope"] == pytest.approx(0.2 / 1.1, abs=0.01) and ba["slope_p"] < 1e-4
+    offset = bland_altman(reference, reference + np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0]))
+    assert not offset["proportional_bias"] and offset["bias"] == pytest.approx(1.5)
+    two = bland_altman(np.array([1.0, 2.0]), np.array([1.5, 2.5]))
+    assert two["loa_high"] == pytest.approx(0.5) and two["slope"] is None and two["proportional_bias"] is None
+    assert bland_altman(np.array([np.nan]), np.array([1.0]))["bias"] is None
+
+
 def test_bootstrap_ci_is_seeded_and_covers_the_mean() -> None:
     diff = np.random.default_rng(np.random.SeedSequence(1)).normal(0.3, 1.0, size=40)
     low, high = bootstrap_mean_ci(diff, n_boot=2000, seed=7)
@@ -65,6 +108,8 @@ def _table(better: list[float], base: list[float]) -> pd.DataFrame:
                     "abs_volume_error_ml": 1.0 - v,
                     "rel_volume_error_pct": 0.0,
                     "abs_evans_error": 0.0,
+                    "evans_reference": 0.3,
+                    "evans_predicted": 0.3,
                     "reference_ml": 10.0 + i,
                     "predicted_ml": 10.0 + i * v,
                     "flag": "missing" if math.isnan(v) else "",
