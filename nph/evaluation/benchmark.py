@@ -140,6 +140,13 @@ def _reference_images(ref: LabelFolder, images: str | Path | None) -> dict[str, 
         InputError: ``images`` is given but unreadable or lacks a reference case.
     """
     if ref.scheme.full_brain:
+        if images is not None:
+            log.warning(
+                "images=%s is not used: reference %s labels the whole brain, so its labels give the skull "
+                "width of the Evans index",
+                images,
+                ref.root,
+            )
         return {}
     if images is not None:
         found = image_cases(images)
