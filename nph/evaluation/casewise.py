@@ -29,7 +29,7 @@ from tqdm import tqdm
 from nph.data.grid import resample_to
 from nph.data.measures import voxel_volume_ml
 from nph.errors import InputError
-from nph.evaluation.evans import DEFAULT_SCALP_MM, CaseSkull, case_skull, horn_mask
+from nph.evaluation.evans import DEFAULT_SCALP_MM, CaseSkull, case_skull
 from nph.evaluation.schemes import WHOLE, LabelFolder, LabelScheme
 from nph.evaluation.surface import surface_metrics
 from nph.io.nifti import AFFINE_ATOL_MM, Volume, load_volume, spacing_of
@@ -98,7 +98,7 @@ def score_case(
         if structure == WHOLE:
             skull = skull or case_skull(reference, ref_scheme)
             evans_ref = skull.reference
-            evans_pred = skull.index(horn_mask(pred_scheme, prediction.data), reference.affine)
+            evans_pred = skull.evans_of(pred_scheme, prediction.data, reference.affine)
             flags.append(skull.flag)
         rows.append(
             {

@@ -25,16 +25,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 
 from nph.data.grid import resample_to
 from nph.data.head_mask import head_mask
 from nph.data.measures import frontal_horn_width, skull_width_mm
+from nph.errors import InputError
 from nph.evaluation.schemes import WHOLE, LabelScheme
 from nph.io.nifti import AFFINE_ATOL_MM, Volume, spacing_of
 
-__all__ = ["DEFAULT_SCALP_MM", "CaseSkull", "case_skull", "horn_mask"]
+__all__ = ["DEFAULT_SCALP_MM", "CaseSkull", "case_skull", "horn_mask", "to_ras"]
 
 #: Scalp plus skull bone on each side of the head at the level of the frontal horns (mm), adults: roughly
 #: 4–7 mm of scalp and 4–7 mm of bone. An approximation; set 0 for skull-stripped images and for phantoms.
@@ -52,13 +54,26 @@ class CaseSkull:
     @property
     def flag(self) -> str:
         """The per-case flag naming an approximate or missing skull ('' for the reference's own labels)."""
-        return {"labels": "", "image": "skull_from_image"}.get(self.source, "no_skull")
+        if not math.isfinite(self.width_mm):
+            return "no_skull"
+        return "skull_from_image" if self.source == "image" else ""
 
-    def index(self, horns: npt.NDArray[np.bool_], affine: npt.NDArray) -> float:
-        """Evans index of a :func:`horn_mask` over this case's skull (0 for an empty mask)."""
+    def evans_of(self, scheme: LabelScheme, data: npt.NDArray[np.integer], affine: npt.NDArray) -> float:
+        """Evans index of a label map (read by ``scheme``) over this case's skull; 0 when it has no ventricle."""
         if not math.isfinite(self.width_mm):
             return float("nan")
-        return frontal_horn_width(horns, affine)[0] / self.width_mm
+        data, affine = to_ras(data, affine)
+        return frontal_horn_width(horn_mask(scheme, data), affine)[0] / self.width_mm
+
+
+def to_ras(array: npt.NDArray, affine: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:
+    """``array`` with its axes turned to the closest RAS+ order and direction (left→right, posterior→anterior,
+    inferior→superior: the axes of :mod:`nph.data.measures`), and the affine that goes with it."""
+    orientation = nib.orientations.io_orientation(affine)
+    if np.array_equal(orientation, [[0, 1], [1, 1], [2, 1]]):
+        return array, affine
+    turned = nib.orientations.apply_orientation(array, orientation)
+    return turned, np.asarray(affine) @ nib.orientations.inv_ornt_aff(orientation, array.shape)
 
 
 def horn_mask(scheme: LabelScheme, data: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
@@ -91,24 +106,29 @@ def case_skull(
         source: the image's file, for error messages.
 
     Raises:
-        InputError: the image holds no head (:func:`nph.data.head_mask.head_mask`).
+        InputError: the image holds no head (:func:`nph.data.head_mask.head_mask`), or one no wider than
+            ``2 × scalp_mm``.
     """
-    lateral = horn_mask(scheme, reference.data)
-    z = frontal_horn_width(lateral, reference.affine)[1]
+    data, affine = to_ras(reference.data, reference.affine)
+    z = frontal_horn_width(horn_mask(scheme, data), affine)[1]
     if scheme.full_brain:
-        width, source = skull_width_mm(reference.data != 0, reference.affine, z), "labels"
+        width, origin = skull_width_mm(data != 0, affine, z), "labels"
     elif image is not None:
-        width, source = _image_width(reference, image, z, source) - 2.0 * scalp_mm, "image"
+        head_mm = skull_width_mm(to_ras(_head(reference, image, source), reference.affine)[0], affine, z)
+        if head_mm <= 2.0 * scalp_mm:
+            raise InputError(
+                f"{source}: the head is {head_mm:.1f} mm wide at the frontal horns, no wider than "
+                f"twice evans.scalp_mm={scalp_mm:g} (set a smaller evans.scalp_mm)"
+            )
+        width, origin = head_mm - 2.0 * scalp_mm, "image"
     else:
-        width, source = float("nan"), ""
+        width, origin = float("nan"), ""
     width = width if width > 0 else float("nan")
-    skull = CaseSkull(width, source, float("nan"))
-    return CaseSkull(width, source, skull.index(lateral, reference.affine))
+    return CaseSkull(width, origin, CaseSkull(width, origin, float("nan")).evans_of(scheme, data, affine))
 
 
-def _image_width(reference: Volume, image: Volume, z: int | None, source: str) -> float:
-    """Widest left-right span (mm) of the image's head mask on slice ``z`` of the reference grid."""
+def _head(reference: Volume, image: Volume, source: str) -> npt.NDArray[np.bool_]:
+    """The image's head mask on the reference's grid."""
     if image.shape != reference.shape or not np.allclose(image.affine, reference.affine, atol=AFFINE_ATOL_MM):
         image = resample_to(image, reference.affine, reference.shape, order=1)
-    head = head_mask(image.data, spacing_of(reference.affine), source)
-    return skull_width_mm(head, reference.affine, z)
+    return head_mask(image.data, spacing_of(reference.affine), source)

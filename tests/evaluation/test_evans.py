@@ -28,10 +28,18 @@ def test_full_brain_reference_gives_the_skull_and_every_method_is_measured_over_
     assert skull.width_mm == pytest.approx(71 * 0.9)
     assert skull.reference == pytest.approx(29 / 71) == evans_index(ref, AFFINE)  # the manifest's number
     assert skull.reference == pytest.approx((10 + 4.5) / 35.5, abs=1 / 71)  # the continuous value, within a voxel
-    assert skull.index(np.isin(pred, (4, 43)), AFFINE) == pytest.approx(35 / 71)
+    assert skull.evans_of(SYNTHSEG, pred, AFFINE) == pytest.approx(35 / 71)
     # the method's own skull plays no part: a prediction without any brain label gets the same value
-    assert skull.index(np.isin(pred, (4, 43)) & (pred != 2), AFFINE) == pytest.approx(35 / 71)
-    assert skull.index(np.zeros_like(ref, bool), AFFINE) == 0.0  # finding nothing is an Evans index of 0
+    assert skull.evans_of(SYNTHSEG, np.where(pred == 2, 0, pred), AFFINE) == pytest.approx(35 / 71)
+    assert skull.evans_of(SYNTHSEG, np.zeros_like(ref), AFFINE) == 0.0  # finding nothing is an Evans index of 0
+    # the same head stored with axes swapped and flipped (PLI order): the same numbers
+    turned = np.flip(ref.transpose(1, 0, 2), axis=(0, 1, 2))
+    lpi = np.zeros((4, 4))
+    lpi[0, 1], lpi[1, 0], lpi[2, 2], lpi[3, 3] = -SPACING[0], -SPACING[1], -SPACING[2], 1.0
+    turned_skull = case_skull(Volume(turned, lpi), SYNTHSEG)
+    assert turned_skull.width_mm == pytest.approx(skull.width_mm) and turned_skull.reference == skull.reference
+    pred_turned = np.flip(pred.transpose(1, 0, 2), axis=(0, 1, 2))
+    assert turned_skull.evans_of(SYNTHSEG, pred_turned, lpi) == pytest.approx(35 / 71)
 
 
 def test_ventricle_only_reference_takes_the_skull_from_the_image_minus_the_scalp() -> None:
@@ -59,7 +67,12 @@ def test_no_skull_and_no_head() -> None:
     reference = Volume(np.isin(ids, (4, 43)).astype(np.uint8), AFFINE)
     skull = case_skull(reference, BINARY)  # ventricle-only, no image
     assert skull.flag == "no_skull" and math.isnan(skull.reference)
-    assert math.isnan(skull.index(reference.data > 0, AFFINE))
+    assert math.isnan(skull.evans_of(BINARY, reference.data, AFFINE))
+    image = Volume(image_with_scalp(ids, SPACING, shell_mm=0.0), AFFINE)  # 71 voxels × 0.9 mm = 63.9 mm
+    with pytest.raises(InputError, match=r"s\.nii: the head is 63\.9 mm wide .* evans\.scalp_mm=40"):
+        case_skull(reference, BINARY, image, scalp_mm=40.0, source="s.nii")
+    empty_labels = case_skull(Volume(np.zeros_like(ids), AFFINE), SYNTHSEG)  # a full-brain map with nothing in it
+    assert empty_labels.flag == "no_skull" and math.isnan(empty_labels.reference)
     with pytest.raises(InputError, match=r"scan\.nii\.gz: no head found"):
         case_skull(reference, BINARY, Volume(np.zeros(ids.shape, np.float32), AFFINE), source="scan.nii.gz")
 
