@@ -48,6 +48,13 @@ BLAND_ALTMAN_HEADER = [
 ]
 #: summary.json entries of the Bland–Altman table, with the measure's name.
 BLAND_ALTMAN_ENTRIES = {"bland_altman_ml": "volume (mL)", "bland_altman_evans": "Evans index"}
+#: How the numbers were made, printed under the title of both reports (docs/benchmark.md has the details).
+RULES = (
+    "A structure that one side lacks scores Dice 0 and HD95 = ASSD = the diagonal of the reference's field of view "
+    "(flag worst_case_distance); these count in every mean and test. The Evans index of every method is measured "
+    "over the skull width of the reference (its labels, or for a ventricle-only reference the test image's head "
+    "less evans.scalp_mm a side, flag skull_from_image)."
+)
 COMPARISON_HEADER = ["metric", "method", "baseline", "pairs", "mean diff", "CI low", "CI high", "p", "p Holm"]
 
 
@@ -167,6 +174,7 @@ def render_html(summary: Mapping[str, Any], figures: Mapping[str, bytes], proven
         f"<style>{_STYLE}</style></head><body><h1>Ventricle segmentation benchmark</h1>",
         f"<p>Baseline for the paired tests: <b>{html.escape(str(summary['baseline']))}</b>. "
         "Wilcoxon signed-rank, Holm-corrected per metric; 95 % bootstrap CIs of mean differences.</p>",
+        f"<p>{html.escape(RULES)}</p>",
     ]
     structures = _structures(summary)
     for index, structure in enumerate(structures):
@@ -194,6 +202,8 @@ def render_markdown(summary: Mapping[str, Any], figure_files: Mapping[str, str],
         "# Ventricle segmentation benchmark",
         "",
         f"Baseline for the paired tests: **{summary['baseline']}** (Wilcoxon signed-rank, Holm-corrected).",
+        "",
+        RULES,
         "",
     ]
     for index, structure in enumerate(_structures(summary)):

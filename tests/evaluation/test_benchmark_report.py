@@ -181,6 +181,7 @@ def test_html_is_self_contained_and_its_numbers_are_summary_json(result) -> None
     assert float(nnunet["volume MAE (mL)"]) == pytest.approx(entry["volume_mae_ml"]["mean"], rel=1e-3)
     assert nnunet["missing"] == "1" and fmt(float("nan")) == "n/a"
     markdown = paths.markdown.read_text()
+    assert "HD95 = ASSD = the diagonal of the reference's field of view" in markdown
     assert "nph evaluate reference=R" in markdown and "| nnunet | 6 | 1 |" in markdown
     for name in ("box_plots", "bland_altman", "volume_scatter", "dice_vs_volume", "overlay_nnunet_worst"):
         assert f"(figures/{name}.png)" in markdown and (paths.root / "figures" / f"{name}.png").is_file()
