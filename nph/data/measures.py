@@ -14,7 +14,15 @@ import numpy.typing as npt
 from nph.data.labels import ventricle_mask
 from nph.io.nifti import spacing_of
 
-__all__ = ["LATERAL_VENTRICLE_IDS", "Measurements", "evans_index", "measure", "voxel_volume_ml"]
+__all__ = [
+    "LATERAL_VENTRICLE_IDS",
+    "Measurements",
+    "evans_index",
+    "frontal_horn_width",
+    "measure",
+    "skull_width_mm",
+    "voxel_volume_ml",
+]
 
 #: Left and right lateral ventricles: the frontal horns belong to them.
 LATERAL_VENTRICLE_IDS = (4, 43)
@@ -47,16 +55,26 @@ def measure(label_ids: npt.NDArray[np.integer], affine: npt.NDArray) -> Measurem
 def evans_index(label_ids: npt.NDArray[np.integer], affine: npt.NDArray) -> float:
     """Evans index: maximal frontal-horn width over the maximal inner skull width on the same axial slice.
 
-    Frontal horns are the lateral-ventricle voxels in the anterior half of the lateral ventricles'
-    antero-posterior extent. Widths are left-right spans (voxel count × spacing) within one row;
-    the horn width spans both horns. The inner skull width is the widest left-right span of
-    intracranial (non-background) voxels on the slice where the horns are widest.
-    Returns NaN when there are no lateral ventricles.
+    Frontal horns and widths as in :func:`frontal_horn_width`; the inner skull width is the widest
+    left-right span of intracranial (non-background) voxels on the slice where the horns are widest
+    (:func:`skull_width_mm`). Returns NaN when there are no lateral ventricles.
     """
-    spacing_x = spacing_of(affine)[0]
-    lateral = np.isin(label_ids, LATERAL_VENTRICLE_IDS)
-    if not lateral.any():
+    horn_mm, best_z = frontal_horn_width(np.isin(label_ids, LATERAL_VENTRICLE_IDS), affine)
+    if best_z is None:
         return float("nan")
+    skull_mm = skull_width_mm(label_ids != 0, affine, best_z)
+    return horn_mm / skull_mm if skull_mm > 0 else float("nan")
+
+
+def frontal_horn_width(lateral: npt.NDArray[np.bool_], affine: npt.NDArray) -> tuple[float, int | None]:
+    """Maximal frontal-horn width (mm) of a lateral-ventricle mask and the axial slice where it lies.
+
+    Frontal horns are the mask voxels in the anterior half of its antero-posterior extent. Widths are
+    left-right spans (voxel count × spacing) within one row; the horn width spans both horns.
+    Returns ``(0.0, None)`` for an empty mask.
+    """
+    if not lateral.any():
+        return 0.0, None
     ys = np.nonzero(lateral.any(axis=(0, 2)))[0]
     mid_y = (ys.min() + ys.max()) / 2.0
     horns = lateral.copy()
@@ -65,10 +83,13 @@ def evans_index(label_ids: npt.NDArray[np.integer], affine: npt.NDArray) -> floa
         horns = lateral
     horn_width = _row_spans(horns).max(axis=0)  # (y, z) → per z
     best_z = int(np.argmax(horn_width))
-    skull_width = _row_spans(label_ids[:, :, best_z : best_z + 1] != 0).max()
-    if skull_width == 0:
-        return float("nan")
-    return float(horn_width[best_z] * spacing_x) / float(skull_width * spacing_x)
+    return float(horn_width[best_z]) * spacing_of(affine)[0], best_z
+
+
+def skull_width_mm(intracranial: npt.NDArray[np.bool_], affine: npt.NDArray, z: int | None = None) -> float:
+    """Widest left-right span (mm) of an intracranial mask on axial slice ``z`` (every slice if None)."""
+    mask = intracranial if z is None else intracranial[:, :, z : z + 1]
+    return float(_row_spans(mask).max(initial=0)) * spacing_of(affine)[0]
 
 
 def _row_spans(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:

@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 
 from nph import __version__
+from nph.data.dataset import image_cases
 from nph.errors import InputError
 from nph.evaluation import figures as figs
 from nph.evaluation.casewise import load_prediction, score_cases
+from nph.evaluation.evans import DEFAULT_SCALP_MM
 from nph.evaluation.report import render_html, render_markdown
 from nph.evaluation.schemes import WHOLE, LabelFolder, open_label_folder
 from nph.evaluation.stats import json_safe, summarize
@@ -68,6 +70,8 @@ def run_benchmark(
     schemes: Mapping[str, str] | None = None,
     baseline: str | None = "synthseg",
     tolerance_mm: float = 1.0,
+    images: str | Path | None = None,
+    scalp_mm: float = DEFAULT_SCALP_MM,
     n_boot: int = 2000,
     seed: int = 0,
     command: Sequence[str] | None = None,
@@ -82,6 +86,9 @@ def run_benchmark(
         schemes: ``{method: scheme}`` overriding what prediction folders declare.
         baseline: the method every other is tested against; None for no tests.
         tolerance_mm: NSD tolerance.
+        images: test images (any folder :func:`nph.data.dataset.image_cases` reads) giving the skull width of
+            the Evans index when the reference labels only the ventricles; default: the reference's own images.
+        scalp_mm: scalp + skull bone per side taken off an image's head width (:mod:`nph.evaluation.evans`).
         n_boot, seed: bootstrap resamples and their seed.
         command: the command line recorded in the report (default ``sys.argv``).
 
@@ -91,27 +98,72 @@ def run_benchmark(
     if not predictions:
         raise InputError("predictions: no prediction folder given (predictions={name: DIR, ...})")
     if baseline is not None and baseline not in predictions:
-        raise InputError(f"baseline: '{baseline}' is not one of predictions {sorted(predictions)} "
-                         "(set baseline=<method> or baseline=null)")
+        raise InputError(
+            f"baseline: '{baseline}' is not one of predictions {sorted(predictions)} "
+            "(set baseline=<method> or baseline=null)"
+        )
     schemes = dict(schemes or {})
     unknown = sorted(set(schemes) - set(predictions))
     if unknown:
         raise InputError(f"schemes: {unknown} name no prediction (methods: {sorted(predictions)})")
     ref = open_label_folder(reference, reference_scheme, name="reference")
     folders = {m: open_label_folder(p, schemes.get(m), name=f"predictions.{m}") for m, p in predictions.items()}
-    per_case = score_cases(ref, folders, tolerance_mm=tolerance_mm)
+    skull_images = _reference_images(ref, images)
+    per_case = score_cases(ref, folders, tolerance_mm=tolerance_mm, images=skull_images, scalp_mm=scalp_mm)
     summary = summarize(per_case, baseline=baseline, n_boot=n_boot, seed=seed)
     provenance = {
         "command": shlex.join(command if command is not None else sys.argv),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "inputs": {"reference": f"{ref.root} ({ref.scheme.scheme.value}, {len(ref.cases)} cases)",
-                   **{m: f"{f.root} ({f.scheme.scheme.value}, {len(f.cases)} cases)" for m, f in folders.items()}},
-        "settings": {"tolerance_mm": tolerance_mm, "baseline": baseline, "n_boot": n_boot, "seed": seed},
+        "inputs": {
+            "reference": f"{ref.root} ({ref.scheme.scheme.value}, {len(ref.cases)} cases)",
+            **{m: f"{f.root} ({f.scheme.scheme.value}, {len(f.cases)} cases)" for m, f in folders.items()},
+        },
+        "settings": {
+            "tolerance_mm": tolerance_mm,
+            "baseline": baseline,
+            "n_boot": n_boot,
+            "seed": seed,
+            "evans_skull": "reference labels" if ref.scheme.full_brain else f"image head mask − 2 × {scalp_mm} mm",
+            "images": str(images) if images is not None else None,
+        },
         "versions": package_versions(),
     }
     summary["provenance"] = provenance
     _write(BenchmarkPaths(out), per_case, summary, _figures(per_case, ref, folders))
     return summary
+
+
+def _reference_images(ref: LabelFolder, images: str | Path | None) -> dict[str, Path]:
+    """Test images for the skull width of a ventricle-only reference: ``images``, else the reference's own.
+
+    Raises:
+        InputError: ``images`` is given but unreadable or lacks a reference case.
+    """
+    if ref.scheme.full_brain:
+        if images is not None:
+            log.warning(
+                "images=%s is not used: reference %s labels the whole brain, so its labels give the skull "
+                "width of the Evans index",
+                images,
+                ref.root,
+            )
+        return {}
+    if images is not None:
+        found = image_cases(images)
+        missing = sorted(set(ref.cases) - set(found))
+        if missing:
+            raise InputError(
+                f"images: {images} has no image for reference case(s) {missing[:5]} ({len(missing)} in all)"
+            )
+        return found
+    if any((ref.root / sub).is_dir() for sub in ("imagesTr", "imagesTs")):
+        return image_cases(ref.root)
+    log.warning(
+        "reference %s labels only the ventricles and holds no images: the Evans index needs the skull "
+        "width of the test images (set images=DIR); it is NaN, flagged no_skull",
+        ref.root,
+    )
+    return {}
 
 
 def _figures(per_case: pd.DataFrame, ref: LabelFolder, folders: Mapping[str, LabelFolder]) -> dict[str, bytes]:

@@ -7,6 +7,8 @@ can check that a figure shows what it claims; :func:`png_bytes` renders and clos
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
+from typing import Any
 
 import matplotlib
 
@@ -15,9 +17,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from nph.evaluation.agreement import bland_altman
+
 __all__ = [
+    "BLAND_ALTMAN_ROWS",
     "BOX_METRICS",
     "bland_altman_figure",
     "box_figure",
@@ -49,8 +55,9 @@ def _methods(table: pd.DataFrame) -> list[str]:
 def box_figure(table: pd.DataFrame) -> Figure:
     """One box plot per metric of :data:`BOX_METRICS`, one box per method (finite values)."""
     methods = _methods(table)
-    figure, axes = plt.subplots(1, len(BOX_METRICS), figsize=(3.2 * len(BOX_METRICS), 3.6), squeeze=False,
-                             layout="constrained")
+    figure, axes = plt.subplots(
+        1, len(BOX_METRICS), figsize=(3.2 * len(BOX_METRICS), 3.6), squeeze=False, layout="constrained"
+    )
     for ax, (metric, title) in zip(axes[0], BOX_METRICS.items(), strict=True):
         data = [table.loc[table["method"] == m, metric].dropna().to_numpy(float) for m in methods]
         ax.boxplot(data, tick_labels=methods, showmeans=True)
@@ -60,21 +67,49 @@ def box_figure(table: pd.DataFrame) -> Figure:
     return figure
 
 
+#: Bland–Altman rows: (reference column, predicted column, axis label).
+BLAND_ALTMAN_ROWS = (
+    ("reference_ml", "predicted_ml", "volume (mL)"),
+    ("evans_reference", "evans_predicted", "Evans index"),
+)
+
+
 def bland_altman_figure(table: pd.DataFrame) -> Figure:
-    """Per method: (reference + predicted)/2 against predicted − reference volume, bias and 95 % limits."""
+    """Per method (columns) and measure (rows: volume, Evans index): mean against difference (method − reference),
+    the bias and 95 % limits of agreement with their 95 % CIs as bands, and the proportional-bias regression line."""
     methods = _methods(table)
-    figure, axes = plt.subplots(1, len(methods), figsize=(4.0 * len(methods), 3.4), squeeze=False)
-    for ax, method in zip(axes[0], methods, strict=True):
-        rows = table[table["method"] == method]
-        mean = (rows["reference_ml"] + rows["predicted_ml"]).to_numpy(float) / 2.0
-        diff = (rows["predicted_ml"] - rows["reference_ml"]).to_numpy(float)
-        ax.scatter(mean, diff, s=14, label="cases")
-        bias = float(np.mean(diff))
-        sd = float(np.std(diff, ddof=1)) if diff.size > 1 else 0.0
-        for value, style in ((bias, "-"), (bias - 1.96 * sd, "--"), (bias + 1.96 * sd, "--")):
-            ax.axhline(value, linestyle=style, color="grey")
-        ax.set(title=f"{method}: bias {bias:.2f} mL", xlabel="mean volume (mL)", ylabel="predicted − reference (mL)")
+    figure, axes = plt.subplots(2, len(methods), figsize=(4.0 * len(methods), 6.8), squeeze=False, layout="constrained")
+    for row, (ref_col, pred_col, label) in enumerate(BLAND_ALTMAN_ROWS):
+        for ax, method in zip(axes[row], methods, strict=True):
+            rows = table[table["method"] == method]
+            reference, predicted = rows[ref_col].to_numpy(float), rows[pred_col].to_numpy(float)
+            ba = bland_altman(reference, predicted)
+            _bland_altman_axes(ax, reference, predicted, ba)
+            bias = "no pairs" if ba["bias"] is None else f"bias {ba['bias']:.3g}"
+            ax.set(xlabel=f"mean {label}", ylabel=f"method − reference {label}")
+            ax.set_title(f"{method}: {label}, {bias}", fontsize=9)
     return figure
+
+
+def _bland_altman_axes(ax: Axes, reference: npt.NDArray, predicted: npt.NDArray, ba: Mapping[str, Any]) -> None:
+    """Points, then lines in a fixed order: bias, lower limit, upper limit, regression (where defined)."""
+    ax.scatter((reference + predicted) / 2.0, predicted - reference, s=14)
+    for key, style in (("bias", "-"), ("loa_low", "--"), ("loa_high", "--")):
+        if ba[key] is not None:
+            ax.axhline(ba[key], linestyle=style, color="grey")
+            low, high = ba.get(f"{key}_ci_low"), ba.get(f"{key}_ci_high")
+            if low is not None and high is not None:
+                ax.axhspan(low, high, color="grey", alpha=0.15, linewidth=0)
+    if ba["slope"] is not None:
+        x = np.array([np.nanmin((reference + predicted) / 2.0), np.nanmax((reference + predicted) / 2.0)])
+        ax.plot(
+            x,
+            ba["intercept"] + ba["slope"] * x,
+            color="tab:red",
+            linewidth=1,
+            label=f"slope {ba['slope']:.2f} (p={ba['slope_p']:.2g})",
+        )
+        ax.legend(fontsize=7)
 
 
 def volume_scatter_figure(table: pd.DataFrame) -> Figure:
@@ -105,20 +140,31 @@ def pick_cases(table: pd.DataFrame, method: str) -> dict[str, str]:
     """Best, median and worst case of ``method`` by whole-system Dice (NaN counts as worst)."""
     rows = table[table["method"] == method].assign(_d=lambda t: t["dice"].fillna(-1.0))
     rows = rows.sort_values(["_d", "case_id"], ascending=[False, True]).reset_index(drop=True)
-    return {"best": str(rows.loc[0, "case_id"]), "median": str(rows.loc[(len(rows) - 1) // 2, "case_id"]),
-            "worst": str(rows.loc[len(rows) - 1, "case_id"])}
+    return {
+        "best": str(rows.loc[0, "case_id"]),
+        "median": str(rows.loc[(len(rows) - 1) // 2, "case_id"]),
+        "worst": str(rows.loc[len(rows) - 1, "case_id"]),
+    }
 
 
 def overlay_figure(
-    background: npt.NDArray, reference: npt.NDArray[np.bool_], prediction: npt.NDArray[np.bool_], title: str,
+    background: npt.NDArray,
+    reference: npt.NDArray[np.bool_],
+    prediction: npt.NDArray[np.bool_],
+    title: str,
     spacing: tuple[float, float, float],
 ) -> Figure:
     """Reference (green) and predicted (orange) contours on the axial and coronal slices through the
     reference's centroid (the image centre if the reference is empty), drawn at true aspect ratio."""
-    centre = [round(float(c)) for c in np.argwhere(reference).mean(axis=0)] if reference.any() else \
-        [s // 2 for s in reference.shape]
-    views = {"axial": (np.s_[:, :, centre[2]], spacing[1] / spacing[0]),
-             "coronal": (np.s_[:, centre[1], :], spacing[2] / spacing[0])}
+    centre = (
+        [round(float(c)) for c in np.argwhere(reference).mean(axis=0)]
+        if reference.any()
+        else [s // 2 for s in reference.shape]
+    )
+    views = {
+        "axial": (np.s_[:, :, centre[2]], spacing[1] / spacing[0]),
+        "coronal": (np.s_[:, centre[1], :], spacing[2] / spacing[0]),
+    }
     figure, axes = plt.subplots(1, 2, figsize=(6.4, 3.4))
     for ax, (view, (index, aspect)) in zip(axes, views.items(), strict=True):
         ax.imshow(background[index].T, cmap="gray", origin="lower", aspect=aspect)

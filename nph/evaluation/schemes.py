@@ -46,6 +46,7 @@ LABELS_JSON = "labels.json"
 WHOLE = "ventricles"
 VENTRICLE_NAMES: tuple[str, ...] = tuple(label.name for label in LABELS if label.id in VENTRICLE_IDS)
 LATERAL_NAMES = ("left lateral ventricle", "right lateral ventricle")
+TEMPORAL_HORN_NAMES = ("left inferior lateral ventricle", "right inferior lateral ventricle")
 
 
 class Scheme(str, Enum):
@@ -91,6 +92,12 @@ class LabelScheme:
     def masks(self, data: npt.NDArray[np.integer]) -> dict[str, npt.NDArray[np.bool_]]:
         """One boolean mask per structure of :meth:`structures`."""
         return {name: np.isin(data, values) for name, values in self.structures().items()}
+
+    @property
+    def names_temporal_horns(self) -> bool:
+        """True when the temporal horns are labels of their own (SynthSeg's inferior lateral ventricles), so the
+        scheme's lateral ventricles hold no temporal horn."""
+        return any(name in self._lower for name in TEMPORAL_HORN_NAMES)
 
     def lateral_mask(self, data: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:
         """The lateral ventricles where the scheme has them, else the whole ventricular system."""

@@ -1,12 +1,14 @@
 """Summary statistics of a benchmark: descriptive, agreement (Bland–Altman, ICC) and paired tests.
 
+- Bland–Altman of ventricle volume (every structure) and Evans index (whole system): :mod:`.agreement`.
 - ICC is ICC(2,1) of Shrout & Fleiss (1979): two-way random effects, absolute agreement, single measure,
   over the (reference, predicted) volume pairs — it penalises a bias, unlike ICC(3,1).
 - Each method is compared with a baseline (default SynthSeg) per structure and metric by a paired
   two-sided Wilcoxon signed-rank test over the cases where both values are finite; p-values are
   Holm-corrected within each (structure, metric) family across methods. A family of identical pairs has
   p = 1. Mean differences (method − baseline) get percentile bootstrap 95 % CIs from a recorded seed.
-- NaNs (empty-mask rules of :mod:`nph.evaluation.surface`) are left out of means and counted as ``n_nan``.
+- NaNs (a structure both sides lack, :mod:`nph.evaluation.surface`) are left out of means and counted as
+  ``n_nan``; a structure only one side has gets worst-case distances, which count like any other value.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
+
+from nph.evaluation.agreement import bland_altman
+from nph.evaluation.schemes import WHOLE
 
 __all__ = [
     "METRICS",
@@ -56,15 +61,6 @@ def describe(values: Sequence[float] | npt.NDArray) -> dict[str, float | int | N
     return out | {"mean": float(finite.mean()), "sd": sd, "median": float(median), "q1": float(q1), "q3": float(q3)}
 
 
-def bland_altman(reference: npt.NDArray, predicted: npt.NDArray) -> dict[str, float | None]:
-    """Bias (mean of predicted − reference), SD of the differences and the 95 % limits of agreement."""
-    diff = _finite(np.asarray(predicted, np.float64) - np.asarray(reference, np.float64))
-    if diff.size < 2:
-        return {"bias": float(diff.mean()) if diff.size else None, "sd": None, "loa_low": None, "loa_high": None}
-    bias, sd = float(diff.mean()), float(diff.std(ddof=1))
-    return {"bias": bias, "sd": sd, "loa_low": bias - 1.96 * sd, "loa_high": bias + 1.96 * sd}
-
-
 def icc(ratings: npt.NDArray, kind: str = "2,1") -> float:
     """Shrout–Fleiss ICC of an (n subjects, k raters) table: ``"2,1"`` (absolute) or ``"3,1"`` (consistency)."""
     table = np.asarray(ratings, dtype=np.float64)
@@ -99,9 +95,7 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def bootstrap_mean_ci(
-    differences: npt.NDArray, *, n_boot: int, seed: int, level: float = 0.95
-) -> tuple[float, float]:
+def bootstrap_mean_ci(differences: npt.NDArray, *, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean of paired differences, drawn from ``SeedSequence(seed)``."""
     diff = _finite(differences)
     if diff.size == 0:
@@ -132,11 +126,20 @@ def compare_to_baseline(
         for method, diff in family:
             statistic, p_value = _wilcoxon(diff)
             low, high = bootstrap_mean_ci(diff, n_boot=n_boot, seed=seed)
-            rows.append({
-                "structure": structure, "metric": metric, "method": method, "baseline": baseline,
-                "n_pairs": int(diff.size), "mean_difference": float(diff.mean()) if diff.size else float("nan"),
-                "ci_low": low, "ci_high": high, "wilcoxon_statistic": statistic, "p_value": p_value,
-            })
+            rows.append(
+                {
+                    "structure": structure,
+                    "metric": metric,
+                    "method": method,
+                    "baseline": baseline,
+                    "n_pairs": int(diff.size),
+                    "mean_difference": float(diff.mean()) if diff.size else float("nan"),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "wilcoxon_statistic": statistic,
+                    "p_value": p_value,
+                }
+            )
         for row, adjusted in zip(rows[start:], holm([r["p_value"] for r in rows[start:]]), strict=True):
             row["p_holm"] = adjusted
             row["significant"] = bool(math.isfinite(adjusted) and adjusted < alpha)
@@ -176,10 +179,19 @@ def summarize(per_case: pd.DataFrame, *, baseline: str | None, n_boot: int, seed
                 "bland_altman_ml": bland_altman(ref, pred),
                 "icc_2_1_volume": icc(np.stack([ref, pred], axis=1)),
             }
+            if structure == WHOLE:
+                evans = rows["evans_reference"].to_numpy(float), rows["evans_predicted"].to_numpy(float)
+                structures[str(structure)][str(method)]["bland_altman_evans"] = bland_altman(*evans)
     methods = list(dict.fromkeys(per_case["method"]))
     comparisons = compare_to_baseline(per_case, baseline, n_boot=n_boot, seed=seed) if baseline else []
-    return {"methods": methods, "baseline": baseline, "n_boot": n_boot, "seed": seed,
-            "structures": structures, "comparisons": comparisons}
+    return {
+        "methods": methods,
+        "baseline": baseline,
+        "n_boot": n_boot,
+        "seed": seed,
+        "structures": structures,
+        "comparisons": comparisons,
+    }
 
 
 def json_safe(obj: Any) -> Any:

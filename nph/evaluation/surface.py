@@ -7,8 +7,10 @@ distance transform) from a surface voxel of one mask to the nearest surface voxe
 Empty-mask rules (every case is also flagged, see :class:`EmptyState`):
 
 - both masks empty: Dice, NSD, HD95 and ASSD are NaN (undefined: there is nothing to segment);
-- exactly one mask empty: Dice = 0 and NSD = 0 (a total miss, or a pure false positive), HD95 and ASSD
-  are NaN (no distance exists); the summary counts these NaNs per metric so failures stay visible.
+- exactly one mask empty: Dice = 0 and NSD = 0 (a total miss, or a pure false positive), and HD95 = ASSD =
+  the worst case, the diagonal of the grid's field of view (Metrics Reloaded, Maier-Hein et al. 2024: an
+  empty prediction gets the largest distance the image allows). No surface distance can be larger, so a
+  method that finds nothing ranks below every method that finds something, and it stays in means and tests.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ __all__ = [
     "SurfaceMetrics",
     "dice",
     "empty_state",
+    "fov_diagonal_mm",
     "surface_distances",
     "surface_metrics",
     "surface_voxels",
@@ -52,6 +55,11 @@ class SurfaceMetrics:
     nsd: float
     empty: EmptyState
 
+    @property
+    def worst_case(self) -> bool:
+        """True when HD95 and ASSD are the worst-case value (exactly one mask empty)."""
+        return self.empty in (EmptyState.PREDICTION, EmptyState.REFERENCE)
+
 
 def empty_state(reference: npt.NDArray[np.bool_], prediction: npt.NDArray[np.bool_]) -> EmptyState:
     """Classify a pair of masks by emptiness."""
@@ -63,6 +71,11 @@ def empty_state(reference: npt.NDArray[np.bool_], prediction: npt.NDArray[np.boo
     if not pred_any:
         return EmptyState.PREDICTION
     return EmptyState.NONE
+
+
+def fov_diagonal_mm(shape: tuple[int, ...], spacing: Spacing) -> float:
+    """Diagonal (mm) of a grid's field of view: the distance between two opposite corners' outer faces."""
+    return float(np.linalg.norm(np.asarray(shape, np.float64) * np.asarray(spacing, np.float64)))
 
 
 def dice(reference: npt.NDArray[np.bool_], prediction: npt.NDArray[np.bool_]) -> float:
@@ -110,8 +123,12 @@ def surface_metrics(
     *,
     tolerance_mm: float = 1.0,
     percentile: float = 95.0,
+    worst_case_mm: float | None = None,
 ) -> SurfaceMetrics:
     """Dice, HD95, ASSD and normalised surface Dice at ``tolerance_mm`` (module docstring: empty rules).
+
+    ``worst_case_mm`` is HD95 and ASSD when exactly one mask is empty; None means :func:`fov_diagonal_mm`
+    of the masks' grid.
 
     HD95 is the larger of the two directed 95th percentiles (MONAI's ``directed=False``); ASSD is the mean
     of all distances in both directions; NSD counts surface voxels within the tolerance, in both directions.
@@ -123,7 +140,8 @@ def surface_metrics(
     if state is EmptyState.BOTH:
         return SurfaceMetrics(nan, nan, nan, nan, state)
     if state is not EmptyState.NONE:
-        return SurfaceMetrics(0.0, nan, nan, 0.0, state)
+        worst = fov_diagonal_mm(reference.shape, spacing) if worst_case_mm is None else float(worst_case_mm)
+        return SurfaceMetrics(0.0, worst, worst, 0.0, state)
     ref_to_pred, pred_to_ref = surface_distances(reference, prediction, spacing)
     hd = max(float(np.percentile(ref_to_pred, percentile)), float(np.percentile(pred_to_ref, percentile)))
     both = np.concatenate([ref_to_pred, pred_to_ref])

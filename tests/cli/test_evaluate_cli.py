@@ -4,16 +4,17 @@ ending with one line and exit status 2 while an earlier benchmark folder stays i
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
 from nph.data.dataset import DatasetPaths, finalize, write_case
-from nph.data.labels import ids_to_contiguous
+from nph.data.labels import VENTRICLE_IDS, contiguous_to_ids, ids_to_contiguous
 from nph.data.phantoms import make_phantom
 from nph.evaluation.schemes import write_prediction_folder_labels
-from nph.io.nifti import save_volume
+from nph.io.nifti import load_volume, save_volume
 
 SHAPE, SPACING = (32, 48, 32), (5.0, 4.667, 5.0)
 
@@ -77,6 +78,7 @@ def _bench_dir(tmp_path):
         ({"schemes": "{other: binary}"}, "schemes: ['other'] name no prediction"),
         ({"reference_scheme": "octal"}, "unknown scheme 'octal'"),
         ({"tolerance_mm": -1}, "tolerance_mm: must be ≥ 0"),
+        ({"evans.scalp_mm": -2}, "evans.scalp_mm: must be ≥ 0"),
     ],
 )
 def test_bad_settings_exit_2(run_nph, inputs, tmp_path, overrides, message) -> None:
@@ -116,3 +118,30 @@ def test_corrupt_prediction_exit_2(run_nph, inputs, tmp_path) -> None:
     result = run_nph("evaluate", *_args(inputs, out, predictions=f"{{synthseg: {broken}}}"))
     assert result.status == 2 and str(broken / "c2.nii.gz") in result.err and "cannot read" in result.err
     assert (out / "summary.json").read_text() == '{"earlier": true}\n'
+
+
+def _ventricle_reference(inputs, root):
+    """The reference as a ventricle-only dataset (ingest's label_scheme=ventricles): 0/1 maps, images kept."""
+    shutil.copytree(inputs / "reference" / "imagesTr", root / "imagesTr")
+    for path in sorted((inputs / "synthseg").glob("*.nii.gz")):
+        volume = load_volume(inputs / "reference" / "labelsTr" / path.name, integer=True)
+        mask = np.isin(contiguous_to_ids(volume.data), VENTRICLE_IDS).astype(np.uint8)
+        save_volume(root / "labelsTr" / path.name, mask, volume.affine, dtype=np.uint8)
+    labels = {"background": 0, "ventricles": 1}
+    (root / "dataset.json").write_text(json.dumps({"labels": labels, "nph": {"label_scheme": "ventricles"}}))
+    return root
+
+
+def test_ventricle_only_reference(run_nph, inputs, tmp_path) -> None:
+    reference = _ventricle_reference(inputs, tmp_path / "vref")
+    out = tmp_path / "bench"
+    result = run_nph("evaluate", *_args(inputs, out, reference=reference, **{"evans.scalp_mm": 0}))
+    assert result.status == 0, result.err
+    per_case = (out / "per_case.csv").read_text().splitlines()
+    assert len(per_case) == 1 + 4 * 2 and all("skull_from_image" in line for line in per_case[1:])  # whole only
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["structures"]["ventricles"]["nnunet"]["bland_altman_evans"]["n"] == 4
+    assert summary["provenance"]["settings"]["evans_skull"] == "image head mask − 2 × 0.0 mm"
+    missing = run_nph("evaluate", *_args(inputs, _bench_dir(tmp_path), reference=reference, images=tmp_path / "no"))
+    assert missing.status == 2 and f"{tmp_path / 'no'}: input folder not found" in missing.err
+    assert len(missing.err.strip().splitlines()) == 1

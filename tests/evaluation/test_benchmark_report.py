@@ -13,12 +13,12 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from nph.data.labels import VENTRICLE_IDS
 from nph.evaluation import figures as figs
 from nph.evaluation.benchmark import BenchmarkPaths, run_benchmark
-from nph.evaluation.report import SUMMARY_HEADER, fmt, summary_table
+from nph.evaluation.report import SUMMARY_HEADER, bland_altman_table, fmt, summary_table
 from nph.evaluation.schemes import WHOLE
 
 VOXEL_ML = 3.333 * 3.5 * 3.333 / 1000
@@ -27,8 +27,14 @@ VOXEL_ML = 3.333 * 3.5 * 3.333 / 1000
 @pytest.fixture(scope="module")
 def result(benchmark_inputs, tmp_path_factory):
     out = tmp_path_factory.mktemp("result")
-    summary = run_benchmark(benchmark_inputs.reference, benchmark_inputs.predictions, out, n_boot=400, seed=5,
-                            command=["nph", "evaluate", "reference=R"])
+    summary = run_benchmark(
+        benchmark_inputs.reference,
+        benchmark_inputs.predictions,
+        out,
+        n_boot=400,
+        seed=5,
+        command=["nph", "evaluate", "reference=R"],
+    )
     per_case = pd.read_csv(BenchmarkPaths(out).per_case, keep_default_na=False, na_values=[""])
     return summary, per_case, BenchmarkPaths(out)
 
@@ -47,8 +53,11 @@ def test_per_case_numbers_follow_the_perturbations(benchmark_inputs, result) -> 
     for case in cases:  # every number recomputed independently from the arrays
         ref = np.isin(benchmark_inputs.ref_ids[case], VENTRICLE_IDS)
         for method, maps in benchmark_inputs.pred_ids.items():
-            pred = np.isin(maps[case], VENTRICLE_IDS) if case in maps and method != "binary" else \
-                (maps[case] == 1 if case in maps else np.zeros_like(ref))
+            pred = (
+                np.isin(maps[case], VENTRICLE_IDS)
+                if case in maps and method != "binary"
+                else (maps[case] == 1 if case in maps else np.zeros_like(ref))
+            )
             row = _row(per_case, case, method)
             assert row.reference_ml == pytest.approx(ref.sum() * VOXEL_ML)
             assert row.predicted_ml == pytest.approx(pred.sum() * VOXEL_ML)
@@ -58,7 +67,9 @@ def test_per_case_numbers_follow_the_perturbations(benchmark_inputs, result) -> 
     shifted = _row(per_case, cases[4], "nnunet")  # one voxel along x: surfaces move by 3.333 mm at most
     assert shifted.abs_volume_error_ml == 0 and shifted.hd95_mm == pytest.approx(3.333)
     missing = _row(per_case, cases[3], "nnunet")
-    assert missing.flag == "missing,prediction_empty" and missing.dice == 0 and np.isnan(missing.hd95_mm)
+    diagonal = float(np.linalg.norm(np.multiply((48, 64, 48), (3.333, 3.5, 3.333))))  # field of view, mm
+    assert missing.flag == "missing,prediction_empty,worst_case_distance" and missing.dice == 0
+    assert (missing.hd95_mm, missing.assd_mm) == (pytest.approx(diagonal), pytest.approx(diagonal))
     assert missing.abs_volume_error_ml == pytest.approx(missing.reference_ml)
     assert set(per_case[per_case.method == "synthseg"].flag) == {"resampled"}  # 1 mm grid → reference grid
     assert _row(per_case, cases[0], "synthseg").dice == 1.0  # nearest-neighbour round trip is exact
@@ -78,19 +89,34 @@ def test_summary_statistics(benchmark_inputs, result) -> None:
     values = whole[whole.method == "nnunet"]
     assert nnunet["n_cases"] == 6 and nnunet["n_missing"] == 1
     assert nnunet["metrics"]["dice"]["mean"] == pytest.approx(values.dice.mean())
-    assert nnunet["metrics"]["hd95_mm"]["n_nan"] == 1  # the missing case has no distance
+    assert nnunet["metrics"]["hd95_mm"]["n_nan"] == 0  # the missing case has the worst-case distance
+    assert nnunet["metrics"]["hd95_mm"]["mean"] == pytest.approx(values.hd95_mm.mean())
+    assert nnunet["metrics"]["hd95_mm"]["mean"] > values.hd95_mm.max() / 6  # dominated by the missing case
     assert nnunet["volume_mae_ml"]["mean"] == pytest.approx(values.abs_volume_error_ml.mean())
     diff = values.predicted_ml - values.reference_ml
     assert nnunet["bland_altman_ml"]["bias"] == pytest.approx(diff.mean())
     assert nnunet["bland_altman_ml"]["loa_high"] == pytest.approx(diff.mean() + 1.96 * diff.std(ddof=1))
+    half = stats.t.ppf(0.975, 5) * diff.std(ddof=1) * np.sqrt(3 / 6)  # 6 cases: the limit's CI half-width
+    assert nnunet["bland_altman_ml"]["loa_high_ci_high"] == pytest.approx(nnunet["bland_altman_ml"]["loa_high"] + half)
+    evans_diff = values.evans_predicted - values.evans_reference
+    assert nnunet["bland_altman_evans"]["n"] == 6 and nnunet["bland_altman_evans"]["bias"] == pytest.approx(
+        evans_diff.mean()
+    )
+    assert "bland_altman_evans" not in summary["structures"]["left lateral ventricle"]["nnunet"]
+    # SynthSeg's error grows with the ventricles (eroded only in the three largest): a proportional bias
+    synthseg_ba = summary["structures"][WHOLE]["synthseg"]["bland_altman_ml"]
+    assert synthseg_ba["slope"] < 0 and synthseg_ba["slope_ci_high"] < 0 and synthseg_ba["proportional_bias"]
     # SynthSeg fails on the three largest ventricles: every one of its volumes there is too small
     synthseg = whole[whole.method == "synthseg"].sort_values("reference_ml")
     assert (synthseg.volume_error_ml.iloc[-3:] < 0).all() and (synthseg.dice.iloc[:3] == 1).all()
     compared = {(c["metric"], c["method"]) for c in summary["comparisons"] if c["structure"] == WHOLE}
     assert ("dice", "nnunet") in compared and ("dice", "binary") in compared
     assert all(c["baseline"] == "synthseg" for c in summary["comparisons"])
-    dice_binary = next(c for c in summary["comparisons"] if c["structure"] == WHOLE and c["metric"] == "dice"
-                       and c["method"] == "binary")
+    dice_binary = next(
+        c
+        for c in summary["comparisons"]
+        if c["structure"] == WHOLE and c["metric"] == "dice" and c["method"] == "binary"
+    )
     assert dice_binary["p_holm"] >= dice_binary["p_value"] and dice_binary["ci_low"] <= dice_binary["ci_high"]
     assert summary["provenance"]["command"] == "nph evaluate reference=R"
     assert {"nph", "torch", "monai", "numpy", "python"} <= set(summary["provenance"]["versions"])
@@ -144,12 +170,18 @@ def test_html_is_self_contained_and_its_numbers_are_summary_json(result) -> None
     summary = json.loads(paths.summary.read_text())
     rows = [r for r in parser.tables["summary-ventricles"] if r]
     assert rows == summary_table(summary)
+    agreement = [r for r in parser.tables["bland-altman-ventricles"] if r]
+    assert agreement == bland_altman_table(summary) and [r[:2] for r in agreement[:2]] == [
+        ["nnunet", "volume (mL)"],
+        ["nnunet", "Evans index"],
+    ]
     nnunet = dict(zip(SUMMARY_HEADER, next(r for r in rows if r[0] == "nnunet"), strict=True))
     entry = summary["structures"][WHOLE]["nnunet"]
     assert float(nnunet["Dice mean"]) == pytest.approx(entry["metrics"]["dice"]["mean"], rel=1e-3)
     assert float(nnunet["volume MAE (mL)"]) == pytest.approx(entry["volume_mae_ml"]["mean"], rel=1e-3)
     assert nnunet["missing"] == "1" and fmt(float("nan")) == "n/a"
     markdown = paths.markdown.read_text()
+    assert "HD95 = ASSD = the diagonal of the reference's field of view" in markdown
     assert "nph evaluate reference=R" in markdown and "| nnunet | 6 | 1 |" in markdown
     for name in ("box_plots", "bland_altman", "volume_scatter", "dice_vs_volume", "overlay_nnunet_worst"):
         assert f"(figures/{name}.png)" in markdown and (paths.root / "figures" / f"{name}.png").is_file()
@@ -171,6 +203,10 @@ def test_figures_show_what_they_claim(result) -> None:
     ba = figs.bland_altman_figure(whole)
     rows = whole[whole.method == "nnunet"]
     assert ba.axes[0].lines[0].get_ydata()[0] == pytest.approx((rows.predicted_ml - rows.reference_ml).mean())
+    evans_axes = ba.axes[3]  # second row (Evans index), first method
+    assert evans_axes.get_title().startswith("nnunet: Evans index")
+    assert evans_axes.lines[0].get_ydata()[0] == pytest.approx((rows.evans_predicted - rows.evans_reference).mean())
+    assert len(evans_axes.patches) == 3  # CI bands of the bias and of both limits
     figs.png_bytes(ba)
     picks = figs.pick_cases(whole, "nnunet")
     ranked = whole[whole.method == "nnunet"].sort_values("dice")
@@ -196,11 +232,37 @@ def test_report_renders_in_headless_chromium(result, tmp_path) -> None:
     _, _, paths = result
     shot = tmp_path / "shot.png"
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
-         "--window-size=1200,4000", paths.html.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--screenshot={shot}",
+            "--window-size=1200,4000",
+            paths.html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     pixels = matplotlib.image.imread(shot)
     # a rendered report: text, tables and the first figures cover a good part of the page
     assert (pixels[..., :3].mean(axis=2) < 0.9).mean() > 0.02
+
+
+def test_evans_index_of_the_reference_is_the_manifests_in_every_method_row(benchmark_inputs, result) -> None:
+    _, per_case, _ = result
+    manifest = pd.read_csv(benchmark_inputs.reference / "manifest.csv", dtype={"case_id": str}).set_index("case_id")
+    whole = per_case[per_case.structure == WHOLE]
+    for case, rows in whole.groupby("case_id"):
+        assert len(rows) == 3 and rows.evans_reference.nunique() == 1
+        assert rows.evans_reference.iloc[0] == pytest.approx(manifest.loc[case, "evans_index"])
+        assert rows.evans_predicted.notna().all()  # the binary method is measured over the reference's skull
+    missing = _row(per_case, sorted(benchmark_inputs.ref_ids)[3], "nnunet")
+    assert missing.evans_predicted == 0 and missing.abs_evans_error == pytest.approx(missing.evans_reference)
+    exact = whole[(whole.method == "nnunet") & (whole.dice == 1)]
+    assert len(exact) == 2 and (exact.evans_predicted == exact.evans_reference).all()

@@ -1,4 +1,4 @@
-"""Label schemes (labels.json), their ventricle structures, Evans index of an ellipsoid pair, grid handling."""
+"""Label schemes (labels.json), their ventricle structures, per-case rows, grid handling."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from evaluation_heads import head_with_ventricles
 
 from nph.errors import InputError
-from nph.evaluation.casewise import evans_pair, load_prediction, score_case
+from nph.evaluation.casewise import load_prediction, score_case
 from nph.evaluation.schemes import (
     VENTRICLE_NAMES,
     WHOLE,
@@ -67,37 +68,6 @@ def test_folder_without_scheme_or_maps(tmp_path) -> None:
         open_label_folder(tmp_path, name="predictions.x")
 
 
-def ellipsoid(shape, centre, semi_axes) -> np.ndarray:
-    grids = np.meshgrid(*[np.arange(n) for n in shape], indexing="ij")
-    return sum(((g - c) / a) ** 2 for g, c, a in zip(grids, centre, semi_axes, strict=True)) <= 1.0
-
-
-def head_with_ventricles(half_width: float, shape=(81, 60, 40)) -> np.ndarray:
-    """SynthSeg ids: an ellipsoidal head (semi-axis 35.5 voxels in x) and two lateral-ventricle ellipsoids
-    centred 10 voxels either side of the midline with ``half_width`` voxels in x; elongated in y so the
-    anterior horn rows are as wide as the centre row."""
-    ids = np.where(ellipsoid(shape, (40, 30, 20), (35.5, 28, 18)), 2, 0).astype(np.int16)
-    ids[ellipsoid(shape, (30, 30, 20), (half_width, 60, 4))] = 4
-    ids[ellipsoid(shape, (50, 30, 20), (half_width, 60, 4))] = 43
-    return ids
-
-
-def test_evans_index_of_an_ellipsoid_pair_on_an_anisotropic_grid() -> None:
-    affine = np.diag([0.9, 1.2, 1.5, 1.0])
-    ref, pred = head_with_ventricles(4.5), head_with_ventricles(7.5)
-    synthseg = builtin_scheme("synthseg")
-    evans_ref, evans_pred = evans_pair(ref, synthseg, pred, synthseg, affine)
-    # voxel spans: horns from 30-4 to 50+4 (29 voxels), skull 40±35 (71 voxels); x spacing cancels
-    assert evans_ref == pytest.approx(29 / 71)
-    assert evans_pred == pytest.approx(35 / 71)
-    assert evans_ref == pytest.approx((10 + 4.5) / 35.5, abs=1 / 71)  # the continuous value, within a voxel
-    # a binary prediction is measured over the reference's skull
-    binary = builtin_scheme("binary")
-    assert evans_pair(ref, synthseg, np.isin(pred, (4, 43)).astype(np.int16), binary, affine)[1] == \
-        pytest.approx(35 / 71)
-    assert all(math.isnan(v) for v in evans_pair(np.isin(ref, (4, 43)), binary, pred, binary, affine))
-
-
 def test_score_case_rows_for_a_binary_prediction_and_a_missing_case() -> None:
     affine = np.diag([0.9, 1.2, 1.5, 1.0])
     ref = Volume(head_with_ventricles(4.5), affine)
@@ -106,7 +76,10 @@ def test_score_case_rows_for_a_binary_prediction_and_a_missing_case() -> None:
     rows = score_case("c", "bin", ref, synthseg, load_prediction(None, ref, binary), binary, tolerance_mm=1.0)
     assert [r["structure"] for r in rows] == [WHOLE]  # a binary map has no per-ventricle rows
     row = rows[0]
-    assert row["flag"] == "missing,prediction_empty" and row["dice"] == 0.0 and row["predicted_ml"] == 0.0
+    assert row["flag"] == "missing,prediction_empty,worst_case_distance" and row["dice"] == 0.0
+    assert row["predicted_ml"] == 0.0
+    diagonal = math.sqrt((81 * 0.9) ** 2 + (60 * 1.2) ** 2 + (40 * 1.5) ** 2)  # the reference's field of view
+    assert row["hd95_mm"] == pytest.approx(diagonal) and row["assd_mm"] == pytest.approx(diagonal)
     assert row["reference_ml"] == pytest.approx(np.isin(ref.data, (4, 43)).sum() * voxel_ml)
     assert row["abs_volume_error_ml"] == pytest.approx(row["reference_ml"]) and row["rel_volume_error_pct"] == -100
 

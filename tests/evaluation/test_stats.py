@@ -7,8 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as scipy_stats
 
+from nph.evaluation.casewise import CaseMaps, score_case
+from nph.evaluation.schemes import builtin_scheme
 from nph.evaluation.stats import bland_altman, bootstrap_mean_ci, compare_to_baseline, describe, holm, icc, summarize
+from nph.io.nifti import Volume
 
 # Shrout & Fleiss (1979), Table 2: 6 targets rated by 4 judges; ICC(2,1) = 0.29, ICC(3,1) = 0.71.
 SHROUT_FLEISS = np.array([[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]])
@@ -37,6 +41,48 @@ def test_bland_altman_and_describe() -> None:
     assert describe([float("nan")])["mean"] is None
 
 
+def test_bland_altman_against_a_hand_computation() -> None:
+    """Differences 2, 1, 3, 2, 5 at means 11, 20.5, 31.5, 41, 52.5 (computed here from the definitions)."""
+    ba = bland_altman(np.array([10.0, 20.0, 30.0, 40.0, 50.0, np.nan]), np.array([12.0, 21.0, 33.0, 42.0, 55.0, 1.0]))
+    assert ba["n"] == 5 and ba["bias"] == pytest.approx(2.6)
+    sd = math.sqrt((0.6**2 + 1.6**2 + 0.4**2 + 0.6**2 + 2.4**2) / 4)  # 1.5166
+    t4 = 2.7764451  # Student's t, 4 degrees of freedom, 97.5th percentile (tables)
+    assert ba["sd"] == pytest.approx(sd)
+    assert (ba["bias_ci_low"], ba["bias_ci_high"]) == pytest.approx(
+        (2.6 - t4 * sd / math.sqrt(5), 2.6 + t4 * sd / math.sqrt(5))
+    )
+    assert (ba["loa_low"], ba["loa_high"]) == pytest.approx((2.6 - 1.96 * sd, 2.6 + 1.96 * sd))  # -0.373, 5.573
+    half = t4 * sd * math.sqrt(3 / 5)  # 3.262
+    assert (ba["loa_high_ci_low"], ba["loa_high_ci_high"]) == pytest.approx(
+        (2.6 + 1.96 * sd - half, 2.6 + 1.96 * sd + half)
+    )
+    assert (ba["loa_low_ci_low"], ba["loa_low_ci_high"]) == pytest.approx(
+        (2.6 - 1.96 * sd - half, 2.6 - 1.96 * sd + half)
+    )
+    means, diffs = np.array([11.0, 20.5, 31.5, 41.0, 52.5]), np.array([2.0, 1.0, 3.0, 2.0, 5.0])
+    sxx = ((means - means.mean()) ** 2).sum()
+    slope = ((means - means.mean()) * (diffs - 2.6)).sum() / sxx
+    residual = diffs - (2.6 + slope * (means - means.mean()))
+    se = math.sqrt((residual**2).sum() / 3 / sxx)
+    t3 = 3.1824463  # 3 degrees of freedom
+    assert ba["slope"] == pytest.approx(slope) and ba["intercept"] == pytest.approx(2.6 - slope * means.mean())
+    assert (ba["slope_ci_low"], ba["slope_ci_high"]) == pytest.approx((slope - t3 * se, slope + t3 * se))
+    assert ba["slope_p"] == pytest.approx(2 * scipy_stats.t.sf(abs(slope / se), 3))
+    assert ba["proportional_bias"] is (ba["slope_p"] < 0.05)
+
+
+def test_proportional_bias_is_found_and_too_few_cases_give_none() -> None:
+    reference = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+    scaled = reference * 1.2 + np.array([0.3, -0.2, 0.1, -0.3, 0.2, -0.1])  # 20 % too large: grows with size
+    ba = bland_altman(reference, scaled)
+    assert ba["proportional_bias"] and ba["slope"] == pytest.approx(0.2 / 1.1, abs=0.01) and ba["slope_p"] < 1e-4
+    offset = bland_altman(reference, reference + np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0]))
+    assert not offset["proportional_bias"] and offset["bias"] == pytest.approx(1.5)
+    two = bland_altman(np.array([1.0, 2.0]), np.array([1.5, 2.5]))
+    assert two["loa_high"] == pytest.approx(0.5) and two["slope"] is None and two["proportional_bias"] is None
+    assert bland_altman(np.array([np.nan]), np.array([1.0]))["bias"] is None
+
+
 def test_bootstrap_ci_is_seeded_and_covers_the_mean() -> None:
     diff = np.random.default_rng(np.random.SeedSequence(1)).normal(0.3, 1.0, size=40)
     low, high = bootstrap_mean_ci(diff, n_boot=2000, seed=7)
@@ -50,10 +96,25 @@ def _table(better: list[float], base: list[float]) -> pd.DataFrame:
     rows = []
     for method, values in (("ours", better), ("synthseg", base)):
         for i, v in enumerate(values):
-            rows.append({"case_id": f"c{i}", "method": method, "structure": "ventricles", "dice": v, "hd95_mm": 1.0,
-                         "assd_mm": 1.0, "nsd": 1.0, "abs_volume_error_ml": 1.0 - v, "rel_volume_error_pct": 0.0,
-                         "abs_evans_error": 0.0, "reference_ml": 10.0 + i, "predicted_ml": 10.0 + i * v,
-                         "flag": "missing" if math.isnan(v) else ""})
+            rows.append(
+                {
+                    "case_id": f"c{i}",
+                    "method": method,
+                    "structure": "ventricles",
+                    "dice": v,
+                    "hd95_mm": 1.0,
+                    "assd_mm": 1.0,
+                    "nsd": 1.0,
+                    "abs_volume_error_ml": 1.0 - v,
+                    "rel_volume_error_pct": 0.0,
+                    "abs_evans_error": 0.0,
+                    "evans_reference": 0.3,
+                    "evans_predicted": 0.3,
+                    "reference_ml": 10.0 + i,
+                    "predicted_ml": 10.0 + i * v,
+                    "flag": "missing" if math.isnan(v) else "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -77,3 +138,33 @@ def test_summary_counts_missing_and_leaves_nan_out() -> None:
     assert ours["n_missing"] == 1 and ours["metrics"]["dice"]["n"] == 3 and ours["metrics"]["dice"]["n_nan"] == 1
     assert ours["metrics"]["dice"]["mean"] == pytest.approx(np.mean([0.9, 0.92, 0.93]))
     assert next(c for c in summary["comparisons"] if c["metric"] == "dice")["n_pairs"] == 3
+
+
+def test_a_method_that_finds_nothing_ranks_below_a_slightly_wrong_one() -> None:
+    """'empty' is exact in three cases and finds nothing in the fourth; 'shifted' is one voxel off everywhere.
+    With the worst case in the means, 'empty' is the worse method by HD95 and ASSD, and the test sees all pairs."""
+    shape, spacing = (20, 24, 16), (1.0, 1.0, 2.0)
+    affine = np.diag([*spacing, 1.0])
+    binary = builtin_scheme("binary")
+    rows = []
+    for case in range(4):
+        ref = np.zeros(shape, np.uint8)
+        ref[5 : 12 + case, 6:14, 4:10] = 1
+        shifted = np.roll(ref, 1, axis=0)
+        empty = np.zeros_like(ref) if case == 3 else ref
+        for method, pred in (("shifted", shifted), ("empty", empty)):
+            rows += score_case(
+                f"c{case}", method, Volume(ref, affine), binary, CaseMaps(pred, []), binary, tolerance_mm=1.0
+            )
+    table = pd.DataFrame(rows)
+    diagonal = math.sqrt(20**2 + 24**2 + 32**2)
+    assert table.loc[table.method == "empty", "hd95_mm"].tolist() == pytest.approx([0, 0, 0, diagonal])
+    assert table.loc[table.method == "shifted", "hd95_mm"].tolist() == pytest.approx([1.0] * 4)
+    summary = summarize(table, baseline="shifted", n_boot=200, seed=0)
+    metrics = {m: summary["structures"]["ventricles"][m]["metrics"] for m in ("empty", "shifted")}
+    for metric in ("hd95_mm", "assd_mm"):
+        assert metrics["empty"][metric]["n"] == 4 and metrics["empty"][metric]["n_nan"] == 0
+        assert metrics["empty"][metric]["mean"] > metrics["shifted"][metric]["mean"]
+    assert metrics["empty"]["hd95_mm"]["mean"] == pytest.approx(diagonal / 4)
+    hd_test = next(c for c in summary["comparisons"] if c["metric"] == "hd95_mm")
+    assert hd_test["n_pairs"] == 4 and hd_test["mean_difference"] == pytest.approx(diagonal / 4 - 1.0)

@@ -11,13 +11,17 @@ import torch
 from monai.metrics import compute_average_surface_distance, compute_hausdorff_distance, compute_surface_dice
 from scipy import ndimage
 
-from nph.evaluation.surface import EmptyState, dice, surface_distances, surface_metrics
+from nph.evaluation.surface import EmptyState, dice, fov_diagonal_mm, surface_distances, surface_metrics
 
 SPACING = (0.8, 1.0, 1.25)  # anisotropic on purpose
 
 
-def ball(shape: tuple[int, int, int], centre_mm: tuple[float, float, float], radius_mm: float,
-         spacing: tuple[float, float, float] = SPACING) -> np.ndarray:
+def ball(
+    shape: tuple[int, int, int],
+    centre_mm: tuple[float, float, float],
+    radius_mm: float,
+    spacing: tuple[float, float, float] = SPACING,
+) -> np.ndarray:
     """Voxels whose centre lies within ``radius_mm`` of ``centre_mm`` (voxel i sits at i × spacing)."""
     grids = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing, strict=True)], indexing="ij")
     return sum((g - c) ** 2 for g, c in zip(grids, centre_mm, strict=True)) <= radius_mm**2
@@ -53,6 +57,7 @@ def test_offset_spheres_match_the_lens_volume_and_the_offset() -> None:
 
 def _monai(a: np.ndarray, b: np.ndarray, tolerance: float) -> tuple[float, float, float]:
     """MONAI's HD95, ASSD and NSD for reference ``a`` and prediction ``b`` (one-hot, batch of 1)."""
+
     def onehot(m: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.stack([~m, m])[None].astype(np.float32))
 
@@ -106,10 +111,26 @@ def test_empty_mask_rules() -> None:
     empty, full = np.zeros(SHAPE, bool), ball(SHAPE, CENTRE, 5.0)
     both = surface_metrics(empty, empty, SPACING)
     assert both.empty is EmptyState.BOTH and all(math.isnan(v) for v in (both.dice, both.hd95, both.assd, both.nsd))
+    assert not both.worst_case
+    # field of view 50×0.8 = 40 mm, 40×1.0 = 40 mm, 32×1.25 = 40 mm: a cube whose diagonal is 40·√3 mm
+    diagonal = 40.0 * math.sqrt(3.0)
+    assert fov_diagonal_mm(SHAPE, SPACING) == pytest.approx(diagonal)
     missed = surface_metrics(full, empty, SPACING)
-    assert missed.empty is EmptyState.PREDICTION and (missed.dice, missed.nsd) == (0.0, 0.0)
-    assert math.isnan(missed.hd95) and math.isnan(missed.assd)
+    assert missed.empty is EmptyState.PREDICTION and (missed.dice, missed.nsd) == (0.0, 0.0) and missed.worst_case
+    assert (missed.hd95, missed.assd) == (pytest.approx(diagonal), pytest.approx(diagonal))
     spurious = surface_metrics(empty, full, SPACING)
-    assert spurious.empty is EmptyState.REFERENCE and spurious.dice == 0.0 and math.isnan(spurious.hd95)
+    assert spurious.empty is EmptyState.REFERENCE and spurious.dice == 0.0 and spurious.hd95 == pytest.approx(diagonal)
+    assert surface_metrics(full, empty, SPACING, worst_case_mm=123.0).assd == 123.0
     identical = surface_metrics(full, full, SPACING)
     assert (identical.dice, identical.hd95, identical.assd, identical.nsd) == (1.0, 0.0, 0.0, 1.0)
+    assert not identical.worst_case
+
+
+def test_an_empty_prediction_is_worse_than_any_wrong_one() -> None:
+    """The largest distance any two non-empty masks of the grid can have stays below the worst case."""
+    corner_a, corner_b = np.zeros(SHAPE, bool), np.zeros(SHAPE, bool)
+    corner_a[0, 0, 0], corner_b[-1, -1, -1] = True, True
+    farthest = surface_metrics(corner_a, corner_b, SPACING)
+    # voxel centres 49×0.8, 39×1.0, 31×1.25 mm apart
+    assert farthest.hd95 == pytest.approx(math.dist((0, 0, 0), (49 * 0.8, 39.0, 31 * 1.25)))
+    assert farthest.hd95 < surface_metrics(corner_a, np.zeros(SHAPE, bool), SPACING).hd95
