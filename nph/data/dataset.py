@@ -2,8 +2,9 @@
 
 ``DIR/dataset.json``, ``DIR/imagesTr/<case>_0000.nii.gz``, ``DIR/labelsTr/<case>.nii.gz`` (contiguous
 0..32) and ``DIR/manifest.csv`` (one row per case with its measurements and provenance).
+An image-only folder (test scans, ``nph ingest`` without labels) keeps its images in ``DIR/imagesTs/``.
 :class:`DatasetPaths` owns the layout; :func:`write_case` and :func:`finalize` write it;
-:class:`LabelledDataset` opens and checks it.
+:class:`LabelledDataset` opens and checks it; :func:`image_cases` lists the images of any of these folders.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ __all__ = [
     "DatasetPaths",
     "LabelledDataset",
     "finalize",
+    "image_cases",
     "read_manifest",
     "write_case",
 ]
 
 FILE_ENDING = ".nii.gz"
+#: nnU-Net's channel suffix of an image file name.
+CHANNEL_SUFFIX = "_0000"
 #: Measured columns every manifest starts with; provenance columns follow.
 MANIFEST_COLUMNS = ("case_id", "image", "label", "ventricle_ml", "icv_ml", "ventricle_fraction", "evans_index")
 
@@ -62,8 +66,15 @@ class DatasetPaths:
     def labels_dir(self) -> Path:
         return self.root / "labelsTr"
 
+    @property
+    def test_images_dir(self) -> Path:
+        return self.root / "imagesTs"
+
     def image(self, case_id: str) -> Path:
-        return self.images_dir / f"{case_id}_0000{FILE_ENDING}"
+        return self.images_dir / f"{case_id}{CHANNEL_SUFFIX}{FILE_ENDING}"
+
+    def test_image(self, case_id: str) -> Path:
+        return self.test_images_dir / f"{case_id}{CHANNEL_SUFFIX}{FILE_ENDING}"
 
     def label(self, case_id: str) -> Path:
         return self.labels_dir / f"{case_id}{FILE_ENDING}"
@@ -136,6 +147,36 @@ def _dataset_json(
             **(dict(extra) if extra else {}),
         },
     }
+
+
+def _case_of(path: Path) -> str:
+    stem = path.name.removesuffix(".nii.gz").removesuffix(".nii")
+    return stem.removesuffix(CHANNEL_SUFFIX)
+
+
+def image_cases(root: str | Path) -> dict[str, Path]:
+    """``{case: image}`` of a labelled dataset folder (imagesTr/), an image-only folder (imagesTs/) or a plain
+    folder of NIfTI images; ``<case>_0000.nii.gz`` and ``<case>.nii.gz`` both name case ``<case>``.
+
+    Raises:
+        InputError: the folder is missing, holds no .nii/.nii.gz image, or two files name one case.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"{root}: input folder not found")
+    paths = DatasetPaths(root)
+    folder = next((d for d in (paths.images_dir, paths.test_images_dir) if d.is_dir()), root)
+    files = sorted(p for p in folder.iterdir() if p.name.endswith((".nii.gz", ".nii")) and not p.name.startswith("."))
+    if not files:
+        where = "" if folder != root else " (nor an imagesTr/ or imagesTs/ folder)"
+        raise InputError(f"{folder}: no .nii/.nii.gz images{where}")
+    images: dict[str, Path] = {}
+    for path in files:
+        case = _case_of(path)
+        if case in images:
+            raise InputError(f"{path}: case '{case}' appears twice (also {images[case].name})")
+        images[case] = path
+    return images
 
 
 def read_manifest(path: Path) -> pd.DataFrame:
