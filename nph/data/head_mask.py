@@ -40,8 +40,8 @@ def otsu_threshold(values: npt.NDArray, bins: int = _BINS) -> float:
 def head_mask(image: npt.NDArray, spacing: Sequence[float], source: str = "image") -> npt.NDArray[np.bool_]:
     """Boolean mask of the head (scalp included) of a 3D MRI ``image`` with voxel size ``spacing`` (mm).
 
-    Steps: Otsu threshold of the intensities (clipped at the 99.5th percentile); a closing of
-    :data:`CLOSING_MM` mm (by distance transforms, so anisotropic voxels are handled in mm); the largest
+    Steps: Otsu threshold of the intensities (clipped at the 99.5th percentile of the voxels above the
+    minimum); a closing of :data:`CLOSING_MM` mm (by distance transforms, so anisotropic voxels are handled in mm); the largest
     connected component; holes filled in 3D and then slice by slice along each axis (the head is open at
     the neck and at a cropped field of view, where a 3D fill alone would leave the dark skull and CSF out).
 
@@ -53,9 +53,13 @@ def head_mask(image: npt.NDArray, spacing: Sequence[float], source: str = "image
         raise InputError(f"{source}: expected a 3D image, got shape {data.shape}")
     if not np.isfinite(data).all():
         raise InputError(f"{source}: contains NaN or infinite intensities")
-    low, high = float(data.min()), float(np.percentile(data, _CLIP_PERCENTILE))
+    low = float(data.min())
+    above = data[data > low]
+    if above.size == 0:
+        raise InputError(f"{source}: no head found (the image is constant, {low:.4g})")
+    high = float(np.percentile(above, _CLIP_PERCENTILE))  # of the non-background voxels: a small head counts
     if not high > low:
-        raise InputError(f"{source}: no head found (the image is constant, {low:.4g}, nearly everywhere)")
+        high = float(above.max())
     foreground = data > otsu_threshold(np.clip(data, low, high))
     closed = _closing(foreground, spacing)
     largest = _largest_component(closed)

@@ -57,14 +57,17 @@ def test_bad_cases_exit_2_with_one_line_each_and_keep_the_rest(run_nph, tmp_path
     unknown = head_labels()
     unknown[10:12, 20, 20] = 777
     write_pair(tmp_path / "in" / "p5_FLAIR.nii.gz", tmp_path / "in" / "p5_synthseg.nii.gz", labels=unknown)
-    write_volume(tmp_path / "in" / "p6_FLAIR.nii.gz", np.ones((40, 48, 40), np.float32))
-    write_volume(tmp_path / "in" / "p6_synthseg.nii.gz", head_labels(), affine=np.diag([1.0, 1.0, 1.2, 1.0]))
+    shifted = np.eye(4)
+    shifted[0, 3] = 25.0  # the label map lies 25 mm to the right of its image's head: a wrong pairing
+    write_pair(tmp_path / "in" / "p6_FLAIR.nii.gz", tmp_path / "in" / "p6_synthseg.nii.gz")
+    write_volume(tmp_path / "in" / "p6_synthseg.nii.gz", head_labels(), affine=shifted)
     result = run_nph("ingest", *scans, f"out={out}", "experiment=tiny")
     assert result.status == 2
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     corrupt = [line for line in lines if "p4_FLAIR.nii.gz: cannot read as NIfTI/MGZ" in line]
     unknown_id = [line for line in lines if "p5_synthseg.nii.gz: label ids [777]" in line]
-    mismatch = [line for line in lines if "p6_synthseg.nii.gz: affine differs from image" in line]
+    mismatch = [line for line in lines if "p6_synthseg.nii.gz: does not describe the head in" in line
+                and "p6_FLAIR.nii.gz" in line]
     assert len(corrupt) == len(unknown_id) == len(mismatch) == 1
     assert result.err.splitlines()[-1] == (
         f"nph ingest: error: 3 of 6 cases failed (listed above and in {out}/ingest_errors.csv); "
@@ -104,9 +107,13 @@ def test_ldm100k_layout_with_thick_slices_filtered(run_nph, tmp_path, caplog) ->
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["layout=bids"], "layout: 'bids' is not one of paired, ldm100k"),
+        (["layout=bids"], "layout: 'bids' is not one of paired, freesurfer, ldm100k"),
         (["layout=ldm100k"], "root: layout=ldm100k needs root=DIR"),
-        (["images=x*"], "labels: layout=paired needs images=GLOB labels=GLOB"),
+        (["layout=freesurfer"], "root: layout=freesurfer needs root=DIR"),
+        (["labels=x*"], "images: layout=paired needs images=GLOB"),
+        (["images=/nonexistent/*.nii"], "images=/nonexistent/*.nii: no files match"),
+        (["layout=freesurfer", "root=/nonexistent"], "/nonexistent: no such folder (layout=freesurfer expects"),
+        (["layout=ldm100k", "root=/", "label_resampling=cubic"], "label_resampling: 'cubic' is not one of linear"),
         (["images=/nonexistent/*.nii", "labels=/nonexistent/*.nii"], "images=/nonexistent/*.nii: no files match"),
         (["layout=ldm100k", "root=/"], "/rawdata: no such folder"),
         (["layout=ldm100k", "root=/", "filters.bogus=1"], "bad configuration"),
@@ -125,7 +132,7 @@ def test_bad_settings_are_one_line_exit_2(run_nph, tmp_path, args, message) -> N
 def test_bad_label_scheme_and_grid_are_named(run_nph, tmp_path, scans) -> None:
     result = run_nph("ingest", *scans, f"out={tmp_path}/out", "label_scheme=fs")
     assert result.status == 2 and result.err.splitlines()[-1].endswith(
-        "label_scheme: 'fs' is not one of auto, synthseg, aseg")
+        "label_scheme: 'fs' is not one of auto, synthseg, aseg, ventricles")
     result = run_nph("ingest", *scans, f"out={tmp_path}/out", "grid.shape=[8,8]")
     assert result.status == 2 and "grid.shape: expected three positive integers, got [8, 8]" in result.err
     assert not (tmp_path / "out").exists()

@@ -84,7 +84,8 @@ def test_intensity_scaling_maps_head_percentiles_to_0_and_1() -> None:
     head = np.zeros(image.shape, dtype=bool)
     head[2:18, 2:18, 2:18] = True
     image[~head] = 5000.0  # bright background must not move the scale
-    scaled = scale_intensity(image, head)
+    scaled = scale_intensity(image, head, zero_outside=True)
+    assert np.all(scale_intensity(image, head)[~head] == 1.0)  # kept (clipped) unless zeroed on request
     low, high = np.percentile(image[head], [0.5, 99.5])
     assert scaled.dtype == np.float32 and scaled.min() == 0.0 and scaled.max() == 1.0
     assert np.all(scaled[~head] == 0.0)

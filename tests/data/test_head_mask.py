@@ -46,7 +46,7 @@ def test_otsu_splits_two_levels() -> None:
 @pytest.mark.parametrize(
     ("image", "message"),
     [
-        (np.zeros((8, 8, 8), np.float32), r"scan\.nii: no head found \(the image is constant, 0"),
+        (np.zeros((8, 8, 8), np.float32), r"scan\.nii: no head found \(the image is constant, 0\)"),
         (np.full((8, 8, 8), np.nan, np.float32), r"scan\.nii: contains NaN or infinite intensities"),
         (np.ones((8, 8), np.float32), r"scan\.nii: expected a 3D image, got shape \(8, 8\)"),
     ],
