@@ -42,8 +42,9 @@ def head_mask(image: npt.NDArray, spacing: Sequence[float], source: str = "image
 
     Steps: Otsu threshold of the intensities (clipped at the 99.5th percentile of the voxels above the
     minimum); a closing of :data:`CLOSING_MM` mm (by distance transforms, so anisotropic voxels are handled
-    in mm); the largest connected component; holes filled in 3D and then slice by slice along each axis (the head is open at
-    the neck and at a cropped field of view, where a 3D fill alone would leave the dark skull and CSF out).
+    in mm); the largest connected component; holes filled in 3D and then slice by slice along each axis
+    (the head is open at the neck and at a cropped field of view, where a 3D fill alone would leave the
+    dark skull and CSF out).
 
     Raises:
         InputError: the image is not 3D, is flat (e.g. all zeros: no head), or holds NaN/Inf.
