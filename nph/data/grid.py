@@ -139,7 +139,9 @@ def resample_labels(
 
     ``linear`` resamples each label's indicator with :func:`resample_to` (cropped to the label's bounding
     box, so small structures cost little) and keeps, per target voxel, the label with the highest share —
-    background where the shares of all labels sum to less than that of the best one.
+    background where the shares of all labels sum to less than that of the best one. A map with one label
+    (a binary mask) keeps instead the voxels of highest share up to the sum of the shares, so a thin mask
+    keeps its volume where cutting at one half would erode it.
     """
     if method is LabelResampling.NEAREST:
         return resample_to(volume, target_affine, target_shape, order=0)
@@ -158,8 +160,21 @@ def resample_labels(
         total += share
         better = share > best_share
         best_share[better], best_id[better] = share[better], index + 1
+    present = np.unique(best_id[best_id != 0])
+    if present.size == 1:
+        return Volume(data=_volume_kept(best_share, int(present[0]), data.dtype), affine=np.asarray(target_affine))
     best_id[1.0 - total >= best_share] = 0
     return Volume(data=best_id, affine=np.asarray(target_affine, dtype=np.float64))
+
+
+def _volume_kept(share: npt.NDArray[np.float32], label_id: int, dtype: np.dtype) -> npt.NDArray:
+    """The ``round(share.sum())`` voxels of highest share, labelled ``label_id``: the mask's volume is kept."""
+    count = round(float(share.sum(dtype=np.float64)))
+    out = np.zeros(share.shape, dtype=dtype)
+    if count > 0:
+        top = np.argpartition(share.ravel(), share.size - count)[share.size - count:]
+        out.ravel()[top] = label_id
+    return out
 
 
 def scale_intensity(
@@ -235,8 +250,10 @@ def to_grid(
     label_source: str = "label map",
     image_source: str = "image",
     label_resampling: LabelResampling = LabelResampling.LINEAR,
+    centre_on_image: bool = False,
 ) -> GriddedCase:
-    """Put a case on ``grid``: centred on the label map's head (or, without one, the image's head mask),
+    """Put a case on ``grid``: centred on the label map's head (or on the image's head mask: without a label
+    map, or with ``centre_on_image`` — for maps that cover only part of the head, such as ventricle masks),
     labels by ``label_resampling``, the image linearly and scaled by the percentiles inside the head
     mask of the resampled image — from the image alone, so training and test scans are scaled alike.
 
@@ -245,8 +262,10 @@ def to_grid(
     """
     if label is None and image is None:
         raise ValueError("to_grid needs a label map, an image, or both")
-    centre = (head_centre_mm(label.data, label.affine, label_source) if label is not None
-              else _image_centre_mm(image, image_source))  # type: ignore[arg-type]
+    if label is not None and not (centre_on_image and image is not None):
+        centre = head_centre_mm(label.data, label.affine, label_source)
+    else:
+        centre = _image_centre_mm(image, image_source)  # type: ignore[arg-type]
     affine = target_affine(grid, centre)
     label_out = None if label is None else resample_labels(label, affine, grid.shape, label_resampling)
     image_out = None

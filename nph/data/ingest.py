@@ -246,7 +246,8 @@ def _process_case(source: CaseSource, root: Path, options: IngestOptions) -> _Ou
             label, scheme = _load_label(source, options)
             at_fault = source.image
         gridded = to_grid(label, options.grid, image, options.percentiles, label_source=str(source.label),
-                          image_source=str(source.image), label_resampling=options.label_resampling)
+                          image_source=str(source.image), label_resampling=options.label_resampling,
+                          centre_on_image=options.label_scheme is LabelScheme.VENTRICLES)
         row = _write(root, source, gridded, image, scheme, options)
         write_record(root, source, options.fingerprint(), row)
         return _Outcome(source.case_id, row=row)
