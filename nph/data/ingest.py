@@ -143,6 +143,8 @@ def ingest(sources: Sequence[CaseSource], out: str | Path, options: IngestOption
     for failure in failures:  # at the end, one line each, where the user looks
         log.error("%s", failure.line())
     if not rows:
+        if len(sources) == len(failures) == 1:  # the one line says it all
+            raise InputError(f"{failures[0].file}: {failures[0].problem}; nothing written to out={paths.root}")
         raise InputError(
             f"out={paths.root}: no usable case among {len(sources)} "
             f"({len(failures)} failed, {len(filtered)} filtered out); nothing written"

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
-from ingest_inputs import aseg_version, head_labels, write_pair, write_volume
+from ingest_inputs import aseg_version, head_image, head_labels, write_pair, write_volume
 
 from nph.data.dataset import LabelledDataset
 
@@ -81,12 +82,97 @@ def test_bad_cases_exit_2_with_one_line_each_and_keep_the_rest(run_nph, tmp_path
     assert "resuming: 3 of 6 cases" in caplog.text
 
 
-def test_nothing_usable_exits_2_and_writes_nothing(run_nph, tmp_path) -> None:
+def _binary(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    write_volume(tmp / "a_seg.nii.gz", np.isin(head_labels(), (4, 43, 14)).astype(np.int16))
+
+
+def _binary_synthseg_ids(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    write_volume(tmp / "a_seg.nii.gz", np.where(np.isin(head_labels(), (4, 43)), 4, 0).astype(np.int16))
+
+
+def _fractional(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    write_volume(tmp / "a_seg.nii.gz", np.where(head_labels() == 4, 2.5, head_labels()).astype(np.float32))
+
+
+def _no_head(tmp: Path) -> None:
+    write_volume(tmp / "a_T1w.nii.gz", np.zeros((40, 48, 40), np.float32))
+    write_volume(tmp / "a_seg.nii.gz", head_labels())
+
+
+def _shifted(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    shifted = np.eye(4)
+    shifted[2, 3] = 25.0
+    write_volume(tmp / "a_seg.nii.gz", head_labels(), affine=shifted)
+
+
+def _conflicting_ids(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    write_pair(tmp / "b_T1w.nii.gz", tmp / "c_seg.nii.gz")
+
+
+def _slice_stack(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    write_volume(tmp / "a_T1w.nii.gz", head_image(head_labels())[:, :, 20:21])
+
+
+def _series(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    write_volume(tmp / "a_T1w.nii.gz", np.stack([head_image(head_labels(), seed=s) for s in range(3)], axis=-1))
+
+
+def _not_finite(tmp: Path) -> None:
+    write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
+    image = head_image(head_labels())
+    image[20, 20, 20], image[3, 3, 3] = np.inf, np.nan
+    write_volume(tmp / "a_T1w.nii.gz", image)
+
+
+@pytest.mark.parametrize(
+    ("make", "scheme", "message"),
+    [
+        (_binary, "auto", "a_seg.nii.gz: label ids [0, 1] look like a mask, not a whole-brain segmentation; "
+                          "label_scheme=auto will not guess: choose label_scheme=ventricles (0 background, any "
+                          "other value ventricle) or label_scheme=aseg"),
+        (_binary_synthseg_ids, "auto", "a_seg.nii.gz: label ids [0, 4] look like a mask, not a whole-brain "
+                                       "segmentation; label_scheme=auto will not guess: choose label_scheme="
+                                       "ventricles (0 background, any other value ventricle), label_scheme=synthseg"),
+        (_fractional, "synthseg", "a_seg.nii.gz: label map has non-integer values (e.g. 2.5)"),
+        (_fractional, "ventricles", "a_seg.nii.gz: label map has non-integer values (e.g. 2.5)"),
+        (_no_head, "auto", "a_T1w.nii.gz: no head found (the image is constant, 0)"),
+        (_shifted, "auto", "a_seg.nii.gz: does not describe the head in "),
+        (_conflicting_ids, "auto", "cannot pair them by case id (2 images and 2 labels; images without a label: "),
+        (_slice_stack, "auto", "a_T1w.nii.gz: shape (40, 48, 1) is a 2D slice stack, not a 3D volume"),
+        (_series, "auto", "a_T1w.nii.gz: a 4D series of 3 volumes (shape (40, 48, 40, 3)), not one 3D volume"),
+        (_not_finite, "auto", "a_T1w.nii.gz: contains 2 NaN or infinite values"),
+    ],
+    ids=["binary-auto", "binary-synthseg-id-auto", "fractional", "fractional-ventricles", "no-head", "shifted-25mm",
+         "conflicting-ids", "slice-stack", "4d-series", "nan-inf"],
+)
+def test_bad_input_is_one_line_naming_the_file_exit_2_nothing_written(run_nph, tmp_path, make, scheme,
+                                                                     message) -> None:
+    make(tmp_path)
+    result = run_nph("ingest", f"images={tmp_path}/*_T1w.nii.gz", f"labels={tmp_path}/*_seg.nii.gz",
+                     f"out={tmp_path}/out", "experiment=tiny", f"label_scheme={scheme}")
+    last = result.err.splitlines()[-1]
+    assert result.status == 2 and message in last and str(tmp_path) in last, result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_nothing_usable_among_several_exits_2_and_writes_nothing(run_nph, tmp_path, caplog) -> None:
     (tmp_path / "a_T1w.nii").write_bytes(b"garbage")
     write_volume(tmp_path / "a_seg.nii", head_labels())
+    write_volume(tmp_path / "b_T1w.nii", np.zeros((40, 48, 40), np.float32))
+    write_volume(tmp_path / "b_seg.nii", head_labels())
     result = run_nph("ingest", f"images={tmp_path}/*_T1w.nii", f"labels={tmp_path}/*_seg.nii",
                      f"out={tmp_path}/out", "experiment=tiny")
-    assert result.status == 2 and "no usable case among 1 (1 failed, 0 filtered out); nothing written" in result.err
+    assert result.status == 2 and "no usable case among 2 (2 failed, 0 filtered out); nothing written" in result.err
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]  # at the end, one line each
+    assert len(errors) == 2 and errors[0].startswith(f"{tmp_path}/a_T1w.nii: cannot read as NIfTI/MGZ")
+    assert errors[1] == f"{tmp_path}/b_T1w.nii: no head found (the image is constant, 0) (case b)"
     assert not (tmp_path / "out").exists()
 
 

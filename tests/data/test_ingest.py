@@ -138,7 +138,7 @@ def test_no_usable_case_writes_nothing(tmp_path) -> None:
     unknown[0, 0, 0] = 999
     write_pair(tmp_path / "a_T1w.nii.gz", tmp_path / "a_seg.nii.gz", labels=unknown)
     cases = paired_cases(str(tmp_path / "*_T1w.nii.gz"), str(tmp_path / "*_seg.nii.gz"))
-    with pytest.raises(InputError, match=r"no usable case among 1 \(1 failed, 0 filtered out\); nothing written"):
+    with pytest.raises(InputError, match=r"a_seg\.nii\.gz: label ids \[999\] .*; nothing written to out=.*out$"):
         ingest(cases, tmp_path / "out", _options())
     assert not (tmp_path / "out").exists()
 
