@@ -74,7 +74,7 @@ def test_expert_ventricle_mask_makes_a_ventricle_only_dataset(tmp_path) -> None:
         tmp_path / "a_FLAIR.nii.gz", tmp_path / "a_mask.nii.gz", seed=3, scale=2.0, label_values="ventricles"
     )
     sources = [CaseSource("a", case.image, case.label)]
-    with pytest.raises(InputError, match=r"a_mask\.nii\.gz: label ids \[0, 1\] look like a mask"):  # auto: the {0, 1} mask is refused, nothing written
+    with pytest.raises(InputError, match=r"a_mask\.nii\.gz: label ids \[0, 1\] look like a mask"):
         ingest(sources, tmp_path / "refused", IngestOptions(grid=HALF))
     assert not (tmp_path / "refused").exists()
     report = ingest(sources, tmp_path / "out", IngestOptions(grid=HALF, label_scheme=LabelScheme.VENTRICLES))
