@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from ingest_inputs import aseg_version, head_image, head_labels, write_pair, write_volume
 
-from nph.data.dataset import LabelledDataset
+from nph.data.dataset import LabelledDataset, image_cases
+from nph.io.nifti import load_volume
 
 TINY_SHAPE = (32, 48, 32)
 
@@ -222,3 +223,74 @@ def test_bad_label_scheme_and_grid_are_named(run_nph, tmp_path, scans) -> None:
     result = run_nph("ingest", *scans, f"out={tmp_path}/out", "grid.shape=[8,8]")
     assert result.status == 2 and "grid.shape: expected three positive integers, got [8, 8]" in result.err
     assert not (tmp_path / "out").exists()
+
+
+def test_expert_masks_as_ventricles_and_the_ldms_refuse_them(run_nph, tmp_path) -> None:
+    for case in ("a", "b"):
+        write_pair(tmp_path / "in" / f"{case}_FLAIR.nii.gz", tmp_path / "in" / f"{case}_mask.nii.gz")
+        write_volume(tmp_path / "in" / f"{case}_mask.nii.gz", np.isin(head_labels(), (4, 43, 14)).astype(np.uint8))
+    out = tmp_path / "out"
+    result = run_nph("ingest", f"images={tmp_path}/in/*_FLAIR.nii.gz", f"labels={tmp_path}/in/*_mask.nii.gz",
+                     f"out={out}", "grid.shape=[24,28,24]", "grid.spacing=[1.667,1.75,1.667]",
+                     "label_scheme=ventricles")
+    assert result.status == 0, result.err
+    dataset = LabelledDataset(out, schemes=("synthseg", "ventricles"))
+    source_ml = float(np.isin(head_labels(), (4, 43, 14)).sum()) / 1000
+    assert list(dataset.manifest["ventricle_ml"]) == pytest.approx([source_ml, source_ml], rel=0.05)
+    assert dataset.manifest["icv_ml"].isna().all() and dataset.manifest["ventricle_fraction"].isna().all()
+    for stage in ("mask_ae", "image_ae"):
+        result = run_nph("train", f"stage={stage}", f"data={out}", f"models={tmp_path}/models", "experiment=tiny")
+        assert result.status == 2 and result.err.splitlines()[-1] == (
+            f"nph train: error: data={out}: a label_scheme=ventricles dataset (no ICV); the LDMs train on "
+            "SynthSeg-labelled datasets (label_scheme=synthseg or aseg at nph ingest)")
+    assert not (tmp_path / "models").exists()
+
+
+def test_unlabelled_scans_feed_synthseg_through_the_image_only_folder(run_nph, tmp_path, monkeypatch) -> None:
+    """`nph ingest images=GLOB out=DIR` then `nph synthseg input=DIR` (SynthSeg TEST DOUBLE: no weights here)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "segmentation"))
+    from test_synthseg import install_double
+
+    for case, seed in (("t1", 1), ("t2", 2)):
+        write_pair(tmp_path / "in" / f"{case}_FLAIR.nii.gz", tmp_path / "in" / f"{case}_synthseg.nii.gz", seed=seed)
+    grid = ("grid.shape=[24,28,24]", "grid.spacing=[1.667,1.75,1.667]")
+    labelled, test = tmp_path / "labelled", tmp_path / "test"
+    assert run_nph("ingest", f"images={tmp_path}/in/*_FLAIR.nii.gz", f"labels={tmp_path}/in/*_synthseg.nii.gz",
+                   f"out={labelled}", *grid).status == 0
+    result = run_nph("ingest", f"images={tmp_path}/in/*_FLAIR.nii.gz", f"out={test}", *grid)
+    assert result.status == 0, result.err
+    assert sorted(p.name for p in (test / "imagesTs").iterdir()) == ["t1_0000.nii.gz", "t2_0000.nii.gz"]
+    for key, value in install_double(tmp_path / "bin", labelled / "labelsTr", tmp_path / "argv.jsonl").items():
+        monkeypatch.setenv(key, value)
+    result = run_nph("synthseg", f"input={test}", f"out={tmp_path / 'pred'}", "robust=false", "qc=false")
+    assert result.status == 0, result.err
+    for case in ("t1", "t2"):
+        predicted = load_volume(tmp_path / "pred" / f"{case}.nii.gz", integer=True)
+        image = load_volume(test / "imagesTs" / f"{case}_0000.nii.gz")
+        assert predicted.shape == image.shape and np.allclose(predicted.affine, image.affine)
+        truth = LabelledDataset(labelled).label(case).data
+        assert np.isin(predicted.data, (4, 43)).sum() == pytest.approx(np.isin(truth, (4, 43)).sum(), rel=0.1)
+
+
+def test_freesurfer_layout_through_the_cli(run_nph, tmp_path) -> None:
+    subjects = tmp_path / "subjects"
+    for subject, seed in (("bert", 1), ("ernie", 2)):
+        mri = subjects / subject / "mri"
+        write_pair(mri / "T1.mgz", mri / "aseg.mgz", seed=seed, flips=(0, 2), labels=aseg_version(head_labels()))
+        write_volume(mri / "synthseg.mgz", head_labels(), flips=(0, 2))
+    result = run_nph("ingest", "layout=freesurfer", f"root={subjects}", f"out={tmp_path}/aseg", "experiment=tiny")
+    assert result.status == 0, result.err
+    dataset = LabelledDataset(tmp_path / "aseg")
+    assert dataset.case_ids == ["bert", "ernie"] and set(dataset.manifest["label_scheme"]) == {"aseg"}
+    result = run_nph("ingest", "layout=freesurfer", f"root={subjects}", "label_file=synthseg.mgz",
+                     f"out={tmp_path}/synthseg", "experiment=tiny")
+    assert result.status == 0, result.err
+    named = LabelledDataset(tmp_path / "synthseg")
+    assert set(named.manifest["label_scheme"]) == {"synthseg"}
+    assert list(named.manifest["ventricle_ml"]) == pytest.approx(list(dataset.manifest["ventricle_ml"]), rel=0.05)
+    result = run_nph("ingest", "layout=freesurfer", f"root={subjects}", "label_file=null", f"out={tmp_path}/test",
+                     "experiment=tiny")
+    assert result.status == 0, result.err
+    assert sorted(image_cases(tmp_path / "test")) == ["bert", "ernie"]
