@@ -8,14 +8,16 @@ import json
 import numpy as np
 import pytest
 from ingest_inputs import write_real_shaped, write_volume
+from scipy import ndimage
 
 from nph.data.dataset import SYNTHSEG, VENTRICLES, LabelledDataset, image_cases, read_manifest
-from nph.data.grid import Grid, LabelResampling
+from nph.data.grid import Grid, LabelResampling, to_grid
 from nph.data.ingest import IngestOptions, LabelScheme, ingest
 from nph.data.ingest_layouts import CaseSource, freesurfer_cases, image_only_cases, paired_cases
 from nph.data.labels import aseg_to_synthseg
+from nph.data.phantoms import make_phantom
 from nph.errors import InputError
-from nph.io.nifti import load_volume
+from nph.io.nifti import Volume, load_volume
 from nph.segmentation.prediction import find_images
 
 #: The thesis grid at half resolution, for inputs written with scale=2 (image 1.8×1.8×6 mm, labels 2 mm).
@@ -175,3 +177,28 @@ def test_unlabelled_test_scans_make_an_image_only_folder_scaled_like_training(tm
         ingest([CaseSource("s1", case.image, case.label)], tmp_path / "test", options)
     with pytest.raises(InputError, match=r"has no label map while other cases have one"):
         ingest([CaseSource("s1", case.image, case.label), CaseSource("s2", case.image)], tmp_path / "mix", options)
+
+
+def test_a_head_with_skull_and_scalp_passes_and_a_shifted_label_map_is_refused() -> None:
+    """Real heads have a dark skull and a bright scalp around the brain: the right pairing passes, shifts of
+    25-30 mm (the label map over skull, scalp and air) are refused naming both files."""
+    spacing = (2.0, 2.0, 2.0)
+    phantom = make_phantom(3, shape=(80, 112, 80), spacing=spacing)
+    outside = ndimage.distance_transform_edt(phantom.label_ids == 0, sampling=spacing)
+    image = phantom.image * 800.0
+    image[(outside > 0) & (outside <= 5)] = 30.0  # skull
+    image[(outside > 5) & (outside <= 10) & (np.indices(image.shape)[2] >= 15)] = 600.0  # scalp, open at the neck
+    image += np.abs(np.random.default_rng(0).normal(0.0, 8.0, image.shape))
+    gridded = to_grid(Volume(phantom.label_ids, phantom.affine), HALF, Volume(image, phantom.affine))
+    assert gridded.icv_retained > 0.99
+    for axis, mm in ((0, 25.0), (1, 30.0), (2, 25.0)):
+        moved = phantom.affine.copy()
+        moved[axis, 3] += mm
+        with pytest.raises(InputError, match=r"^seg\.nii: does not describe the head in scan\.nii: "):
+            to_grid(
+                Volume(phantom.label_ids, moved),
+                HALF,
+                Volume(image, phantom.affine),
+                label_source="seg.nii",
+                image_source="scan.nii",
+            )
