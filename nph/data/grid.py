@@ -88,7 +88,7 @@ def target_affine(grid: Grid, centre_mm: Sequence[float] | npt.NDArray) -> npt.N
     return affine
 
 
-def head_centre_mm(label_ids: npt.NDArray[np.integer], affine: npt.NDArray, source: str = "label map") -> npt.NDArray:
+def head_centre_mm(label_ids: npt.NDArray, affine: npt.NDArray, source: str = "label map") -> npt.NDArray:
     """World position (mm) of the centre of the bounding box of all non-background voxels.
 
     Raises:

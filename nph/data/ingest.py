@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ def ingest(sources: Sequence[CaseSource], out: str | Path, options: IngestOption
     _check_not_foreign(paths, scheme)
     rows: dict[str, dict[str, Any]] = {}
     for source in sources:
-        row = read_record(paths.root, source, options.fingerprint(), lambda s=source: _files_present(paths, s))
+        row = read_record(paths.root, source, options.fingerprint(), partial(_files_present, paths, source))
         if row is not None:
             rows[source.case_id] = row
     resumed = sorted(rows)

@@ -17,6 +17,8 @@ the same sources and options skips the cases already written.
 from __future__ import annotations
 
 import logging
+from enum import Enum
+from typing import TypeVar
 
 from omegaconf import DictConfig
 
@@ -38,6 +40,7 @@ __all__ = ["run"]
 
 log = logging.getLogger(__name__)
 LAYOUTS = ("paired", "freesurfer", "ldm100k")
+_Choice = TypeVar("_Choice", bound=Enum)
 
 
 def run(cfg: DictConfig) -> None:
@@ -84,11 +87,11 @@ def _options(cfg: DictConfig) -> IngestOptions:
                          label_resampling=resampling)
 
 
-def _choice(cfg: DictConfig, key: str, kind: type) -> object:
+def _choice(cfg: DictConfig, key: str, kind: type[_Choice]) -> _Choice:
     try:
         return kind(str(cfg[key]))
     except ValueError as err:
-        known = ", ".join(c.value for c in kind)  # type: ignore[attr-defined]
+        known = ", ".join(str(c.value) for c in kind)
         raise InputError(f"{key}: '{cfg[key]}' is not one of {known}") from err
 
 
