@@ -37,6 +37,8 @@ DEFAULT_CASE_SUFFIX = r"_(T1w|T2w|FLAIR|flair|T1|T2|synthseg|SynthSeg|seg|aseg|l
 #: The image of a FreeSurfer subject, first found wins: the conformed input, then the intensity-normalised T1.
 FREESURFER_IMAGES = ("orig.mgz", "T1.mgz")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: A case id with a number in it names a particular case (sub-01, p7); two different ones conflict.
+_NUMBERED = re.compile(r"\d")
 _MAX_LISTED = 5
 
 
@@ -120,7 +122,7 @@ def paired_cases(images: str, labels: str, case_suffix: str = DEFAULT_CASE_SUFFI
     pattern = _compile(case_suffix)
     image_files, label_files = _expand(images, "images"), _expand(labels, "labels")
     if len(image_files) == len(label_files) == 1:  # one pair needs no shared id: it is named by its image
-        return [CaseSource(case_id_from(image_files[0], pattern), image_files[0], label_files[0])]
+        return [_single_pair(image_files[0], label_files[0], pattern)]
     image_ids = _by_id(image_files, pattern, "images")
     label_ids = _by_id(label_files, pattern, "labels")
     only_images = sorted(set(image_ids) - set(label_ids))
@@ -133,6 +135,15 @@ def paired_cases(images: str, labels: str, case_suffix: str = DEFAULT_CASE_SUFFI
             parts.append(f"labels without an image: {_listed([str(label_ids[i]) for i in only_labels])}")
         raise InputError(f"images={images}, labels={labels}: cannot pair them by case id ({'; '.join(parts)})")
     return [CaseSource(case_id, image_ids[case_id], label_ids[case_id]) for case_id in sorted(image_ids)]
+
+
+def _single_pair(image: Path, label: Path, pattern: re.Pattern[str]) -> CaseSource:
+    """One image and one label map: paired whatever their names, unless both name a (different) numbered case."""
+    image_id, label_id = case_id_from(image, pattern), case_id_from(label, pattern)
+    if image_id != label_id and _NUMBERED.search(image_id) and _NUMBERED.search(label_id):
+        raise InputError(f"images={image}, labels={label}: case ids '{image_id}' and '{label_id}' conflict "
+                         "(two different cases?); rename one, or set case_suffix= to the tags to strip")
+    return CaseSource(image_id, image, label)
 
 
 def ldm100k_cases(root: Path) -> list[CaseSource]:

@@ -115,6 +115,10 @@ def _conflicting_ids(tmp: Path) -> None:
     write_pair(tmp / "b_T1w.nii.gz", tmp / "c_seg.nii.gz")
 
 
+def _conflicting_single_pair(tmp: Path) -> None:
+    write_pair(tmp / "sub-01_T1w.nii.gz", tmp / "sub-02_seg.nii.gz")
+
+
 def _slice_stack(tmp: Path) -> None:
     write_pair(tmp / "a_T1w.nii.gz", tmp / "a_seg.nii.gz")
     write_volume(tmp / "a_T1w.nii.gz", head_image(head_labels())[:, :, 20:21])
@@ -146,12 +150,14 @@ def _not_finite(tmp: Path) -> None:
         (_no_head, "auto", "a_T1w.nii.gz: no head found (the image is constant, 0)"),
         (_shifted, "auto", "a_seg.nii.gz: does not describe the head in "),
         (_conflicting_ids, "auto", "cannot pair them by case id (2 images and 2 labels; images without a label: "),
+        (_conflicting_single_pair, "auto", "sub-02_seg.nii.gz: case ids 'sub-01' and 'sub-02' conflict (two "
+                                           "different cases?)"),
         (_slice_stack, "auto", "a_T1w.nii.gz: shape (40, 48, 1) is a 2D slice stack, not a 3D volume"),
         (_series, "auto", "a_T1w.nii.gz: a 4D series of 3 volumes (shape (40, 48, 40, 3)), not one 3D volume"),
         (_not_finite, "auto", "a_T1w.nii.gz: contains 2 NaN or infinite values"),
     ],
     ids=["binary-auto", "binary-synthseg-id-auto", "fractional", "fractional-ventricles", "no-head", "shifted-25mm",
-         "conflicting-ids", "slice-stack", "4d-series", "nan-inf"],
+         "conflicting-ids", "conflicting-single-pair", "slice-stack", "4d-series", "nan-inf"],
 )
 def test_bad_input_is_one_line_naming_the_file_exit_2_nothing_written(run_nph, tmp_path, make, scheme,
                                                                      message) -> None:
