@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from nph.data.dataset import DatasetPaths, dataset_label_scheme, finalize, write_case, write_test_case
-from nph.data.grid import DEFAULT_PERCENTILES, Grid, LabelResampling, to_grid
+from nph.data.grid import DEFAULT_PERCENTILES, Grid, GriddedCase, LabelResampling, to_grid
 from nph.data.ingest_filters import Filters, filter_reason, sidecar_path
 from nph.data.ingest_layouts import CaseSource
 from nph.data.ingest_records import ERRORS_CSV, RECORDS_DIR, CaseFailure, read_record, write_errors, write_record
@@ -259,7 +259,7 @@ def _process_case(source: CaseSource, root: Path, options: IngestOptions) -> _Ou
         return _Outcome(source.case_id, failure=CaseFailure(source.case_id, file, problem))
 
 
-def _write(root: Path, source: CaseSource, gridded: Any, image: Volume, scheme: LabelScheme | None,
+def _write(root: Path, source: CaseSource, gridded: GriddedCase, image: Volume, scheme: LabelScheme | None,
            options: IngestOptions) -> dict[str, Any]:
     """Write the gridded case (labelled, or image-only into imagesTs/) and return its manifest row."""
     provenance: dict[str, Any] = {
@@ -272,6 +272,7 @@ def _write(root: Path, source: CaseSource, gridded: Any, image: Volume, scheme: 
         "icv_retained": round(gridded.icv_retained, 4) if gridded.label is not None else float("nan"),
     }
     paths = DatasetPaths(root)
+    assert gridded.image is not None  # ingest always has an image
     if gridded.label is None:
         return write_test_case(paths, source.case_id, gridded.image.data, gridded.image.affine, provenance)
     return write_case(paths, source.case_id, gridded.label.data, gridded.label.affine, image=gridded.image.data,
