@@ -1,4 +1,4 @@
-"""Bring real scans into a dataset folder on the grid: with label maps (SynthSeg, aseg or ventricle masks) or without.
+"""Bring real scans onto the grid as a dataset folder: with SynthSeg/aseg labels, ventricle masks, or none.
 
     nph ingest images='scans/*_FLAIR.nii.gz' labels='seg/*_synthseg.nii.gz' out=DIR
     nph ingest images='scans/*_FLAIR.nii.gz' labels='masks/*_mask.nii.gz' label_scheme=ventricles out=DIR
