@@ -1,17 +1,27 @@
-"""Small synthetic head scans for the ingest tests, written with nibabel in several orientations and formats.
+"""Synthetic head scans for the ingest tests, written with nibabel in several orientations and formats.
 
-The head is an ellipsoid at 1 mm: left hemisphere white matter (2) and cortex (3) at low x (RAS), right
-(41/42) at high x, lateral ventricles 4/43, a 3rd ventricle 14, and a left-only putamen (12) marker blob.
+:func:`head_labels`: a small ellipsoid head at 1 mm: left hemisphere white matter (2) and cortex (3) at low
+x (RAS), right (41/42) at high x, lateral ventricles 4/43, a 3rd ventricle 14, a left-only putamen (12) marker.
+:func:`write_real_shaped`: a phantom head (nph.data.phantoms) written the way clinics and SynthSeg write
+real scans: the image on an oblique thick-slice grid, the label map on a finer isotropic grid of its own.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from scipy.spatial.transform import Rotation
 
-__all__ = ["SHAPE", "aseg_version", "head_image", "head_labels", "reorient", "write_pair", "write_volume"]
+from nph.data.grid import resample_to
+from nph.data.labels import VENTRICLE_IDS
+from nph.data.phantoms import make_phantom
+from nph.io.nifti import Volume
+
+__all__ = ["SHAPE", "RealShaped", "aseg_version", "head_image", "head_labels", "oblique_affine", "reorient",
+           "write_pair", "write_real_shaped", "write_volume"]
 
 SHAPE = (40, 48, 40)
 #: Mean intensity per SynthSeg id (FLAIR-like: CSF dark).
@@ -97,3 +107,54 @@ def write_pair(
     write_volume(image_path, head_image(ids if labels is None else head_labels(), seed), affine, flips)
     write_volume(label_path, ids, affine, flips)
     return ids
+
+
+def oblique_affine(spacing: tuple[float, float, float], shape: tuple[int, ...], centre_mm: np.ndarray,
+                   angles_deg: tuple[float, float, float] = (12.0, -8.0, 15.0)) -> np.ndarray:
+    """An oblique voxel→mm affine: axes rotated by ``angles_deg`` (x, y, z Euler), grid centred on ``centre_mm``."""
+    affine = np.eye(4)
+    affine[:3, :3] = Rotation.from_euler("xyz", angles_deg, degrees=True).as_matrix() @ np.diag(spacing)
+    affine[:3, 3] = np.asarray(centre_mm) - affine[:3, :3] @ ((np.asarray(shape) - 1) / 2)
+    return affine
+
+
+@dataclass(frozen=True)
+class RealShaped:
+    """What :func:`write_real_shaped` wrote and the truth it was made from."""
+
+    image: Path
+    label: Path
+    labels: np.ndarray  # the SynthSeg-id map as written (RAS, on its own grid)
+    label_affine: np.ndarray
+    ventricle_ml: float  # of the written label map
+    icv_ml: float
+
+
+def write_real_shaped(
+    image_path: Path, label_path: Path, *, seed: int = 0, scale: float = 1.0, enlargement: float = 0.3,
+    contrast: str = "flair", label_values: str = "synthseg", label_flips: tuple[int, ...] = (),
+) -> RealShaped:
+    """A phantom head as a clinical scan: image on an oblique ``0.9×0.9×3 mm × scale`` grid (FOV 220×240×180 mm),
+    label map on a ``1 mm × scale`` RAS grid (stored with ``label_flips``), like SynthSeg's output.
+
+    ``label_values``: ``synthseg`` (the phantom's ids), ``aseg`` (:func:`aseg_version`) or ``ventricles`` (a
+    binary expert mask: 1 in the ventricles, 0 elsewhere). ``scale`` 2 halves every resolution (fast tests).
+    """
+    spacing = (scale, scale, scale)
+    shape = tuple(round(n / scale) for n in (160, 224, 160))
+    phantom = make_phantom(seed, shape=shape, spacing=spacing, enlargement=enlargement, contrast=contrast)
+    image_spacing = (0.9 * scale, 0.9 * scale, 3.0 * scale)
+    image_shape = tuple(round(fov / s) for fov, s in zip((220, 240, 180), image_spacing, strict=True))
+    centre = phantom.affine[:3, :3] @ ((np.array(shape) - 1) / 2) + phantom.affine[:3, 3] + np.array([3.0, -5.0, 4.0])
+    image_affine = oblique_affine(image_spacing, image_shape, centre)
+    image = resample_to(Volume(phantom.image * 800.0, phantom.affine), image_affine, image_shape, order=1).data
+    noise = np.random.default_rng(np.random.SeedSequence(seed)).normal(0.0, 8.0, (2, *image_shape))
+    image = np.hypot(image + noise[0], noise[1])  # magnitude image: Rician noise, air is not 0
+    write_volume(image_path, image.astype(np.float32), image_affine)
+    ids = phantom.label_ids
+    written = {"synthseg": ids, "aseg": aseg_version(ids) if label_values == "aseg" else ids,
+               "ventricles": np.isin(ids, VENTRICLE_IDS).astype(np.int16)}[label_values]
+    write_volume(label_path, written, phantom.affine, flips=label_flips)
+    voxel_ml = scale**3 / 1000
+    return RealShaped(image_path, label_path, written, phantom.affine,
+                      float(np.isin(ids, VENTRICLE_IDS).sum()) * voxel_ml, float((ids != 0).sum()) * voxel_ml)

@@ -45,7 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         overrides = _subcommand_to_override(command, rest)
         cfg = compose_config(command, overrides)
-        log.info("nph %s %s, config:\n%s", __version__, command, OmegaConf.to_yaml(cfg).rstrip())
+        # One line, so a command's own messages are not buried; the full config at DEBUG level.
+        log.info("nph %s %s (experiment: %s) %s", __version__, command, OmegaConf.select(cfg, "experiment"),
+                 " ".join(overrides))
+        log.debug("config:\n%s", OmegaConf.to_yaml(cfg).rstrip())
         module.run(cfg)
     except InputError as err:
         print(f"nph {command}: error: {err}", file=sys.stderr)

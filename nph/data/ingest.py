@@ -1,55 +1,44 @@
-"""Real scans and their label maps → a labelled dataset folder on nph's grid (``nph ingest``).
+"""Real scans (with or without label maps) → a dataset folder on nph's grid (``nph ingest``).
 
-Each case is loaded (RAS+), checked, filtered, mapped to SynthSeg ids, put on the grid centred on its
-head, and written with :func:`nph.data.dataset.write_case` — in a process pool, one case per task. A bad
-case is reported and skipped; the others finish. Each finished case leaves a small record in
-``DIR/.ingest/`` so a rerun after an interruption skips it when its sources and options are unchanged.
+Each case is loaded (RAS+), checked, filtered, its labels read in the chosen scheme, put on the grid
+(image and labels each from their own grid, through world coordinates) and written — in a process pool,
+one case per task. Labelled cases make a labelled dataset folder; image-only cases an ``imagesTs/`` folder
+for prediction. A bad case is reported and skipped; the others finish. Each finished case leaves a record
+in ``DIR/.ingest/`` so a rerun after an interruption skips it when its sources and options are unchanged.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 from tqdm import tqdm
 
-from nph.data.dataset import DatasetPaths, finalize, write_case
-from nph.data.grid import DEFAULT_PERCENTILES, Grid, to_grid
+from nph.data.dataset import DatasetPaths, dataset_label_scheme, finalize, write_case, write_test_case
+from nph.data.grid import DEFAULT_PERCENTILES, Grid, GriddedCase, LabelResampling, to_grid
 from nph.data.ingest_filters import Filters, filter_reason, sidecar_path
 from nph.data.ingest_layouts import CaseSource
-from nph.data.labels import LABEL_IDS, aseg_to_synthseg, check_ids
+from nph.data.ingest_records import ERRORS_CSV, RECORDS_DIR, CaseFailure, read_record, write_errors, write_record
+from nph.data.ingest_schemes import LabelScheme, stored_scheme, to_stored_ids
 from nph.errors import InputError
-from nph.io.atomic import write_json, write_text
-from nph.io.nifti import Volume, check_pair, load_volume
+from nph.io.nifti import Volume, load_volume
 
-__all__ = ["ERRORS_CSV", "RECORDS_DIR", "CaseFailure", "IngestOptions", "IngestReport", "LabelScheme", "ingest"]
+__all__ = ["ERRORS_CSV", "MIN_VOXELS_PER_AXIS", "RECORDS_DIR", "CaseFailure", "IngestOptions", "IngestReport",
+           "LabelScheme", "ingest"]
 
 log = logging.getLogger(__name__)
 
-ERRORS_CSV = "ingest_errors.csv"
-#: Per-case resume records inside the dataset folder (hidden: nnU-Net and the manifest ignore it).
-RECORDS_DIR = ".ingest"
-
-
-class LabelScheme(str, Enum):
-    """Which ids the label maps hold: SynthSeg's 33, FreeSurfer aseg, or decide per case."""
-
-    AUTO = "auto"
-    SYNTHSEG = "synthseg"
-    ASEG = "aseg"
+#: Fewer voxels than this along an axis is a slice (stack), not a 3D volume.
+MIN_VOXELS_PER_AXIS = 4
 
 
 @dataclass(frozen=True)
@@ -58,11 +47,12 @@ class IngestOptions:
 
     Args:
         grid: target shape and spacing.
-        label_scheme: ``auto`` applies the aseg mapping when any id is outside SynthSeg's 33.
+        label_scheme: how label maps are read (:mod:`nph.data.ingest_schemes`).
         filters: which scans to leave out.
-        percentiles: intensity percentiles of the head mapped to 0 and 1.
+        percentiles: intensity percentiles inside the image's head mask mapped to 0 and 1.
         workers: processes; 1 runs in this process.
         modality: the channel name in dataset.json.
+        label_resampling: one-hot ``linear`` (keeps volumes) or ``nearest``.
     """
 
     grid: Grid
@@ -71,6 +61,7 @@ class IngestOptions:
     percentiles: tuple[float, float] = DEFAULT_PERCENTILES
     workers: int = 1
     modality: str = "MRI"
+    label_resampling: LabelResampling = LabelResampling.LINEAR
 
     def __post_init__(self) -> None:
         low, high = self.percentiles
@@ -87,16 +78,9 @@ class IngestOptions:
             "label_scheme": self.label_scheme.value,
             "filters": asdict(self.filters),
             "percentiles": [float(p) for p in self.percentiles],
+            "label_resampling": self.label_resampling.value,
+            "intensity_scaling": "head-mask percentiles",
         }
-
-
-@dataclass(frozen=True)
-class CaseFailure:
-    """One bad case: its id, the file at fault, and what is wrong with it."""
-
-    case: str
-    file: str
-    problem: str
 
 
 @dataclass
@@ -120,33 +104,35 @@ class _Outcome:
 
 
 def ingest(sources: Sequence[CaseSource], out: str | Path, options: IngestOptions) -> IngestReport:
-    """Ingest ``sources`` into the labelled dataset folder ``out``; cases done before are skipped.
+    """Ingest ``sources`` into the dataset folder ``out``; cases done before are skipped.
+
+    All sources have label maps (a labelled dataset folder) or none does (an image-only ``imagesTs/`` folder).
 
     Returns:
         The report; when it lists failures, ``out/ingest_errors.csv`` lists them too.
 
     Raises:
-        InputError: ``out`` is a file, or no case is usable (then nothing is written).
+        InputError: ``out`` is a file or holds another kind of dataset, or no case is usable (then nothing
+            is written; the failures are logged one line each first).
     """
     paths = DatasetPaths(out)
     if paths.root.exists() and not paths.root.is_dir():
         raise InputError(f"out={paths.root}: exists and is not a folder")
     if not sources:
         raise InputError("no cases to ingest")
-    _check_not_foreign(paths)
+    scheme = _dataset_scheme(sources, options)
+    _check_not_foreign(paths, scheme)
     rows: dict[str, dict[str, Any]] = {}
-    resumed = []
     for source in sources:
-        row = _resumable_row(paths, source, options)
+        row = read_record(paths.root, source, options.fingerprint(), partial(_files_present, paths, source))
         if row is not None:
             rows[source.case_id] = row
-            resumed.append(source.case_id)
-    todo = [s for s in sources if s.case_id not in rows]
+    resumed = sorted(rows)
     if resumed:
         log.info("resuming: %d of %d cases already in %s", len(resumed), len(sources), paths.root)
     filtered: dict[str, str] = {}
     failures: list[CaseFailure] = []
-    for outcome in _run_all(todo, paths.root, options):
+    for outcome in _run_all([s for s in sources if s.case_id not in rows], paths.root, options):
         if outcome.row is not None:
             rows[outcome.case] = outcome.row
         elif outcome.filtered is not None:
@@ -154,30 +140,59 @@ def ingest(sources: Sequence[CaseSource], out: str | Path, options: IngestOption
             log.info("filtered out %s: %s", outcome.case, outcome.filtered)
         elif outcome.failure is not None:
             failures.append(outcome.failure)
-            log.error("%s: %s (case %s skipped)", outcome.failure.file, outcome.failure.problem, outcome.case)
+    failures.sort(key=lambda f: f.case)
+    for failure in failures:  # at the end, one line each, where the user looks
+        log.error("%s", failure.line())
     if not rows:
+        if len(sources) == len(failures) == 1:  # the one line says it all
+            raise InputError(f"{failures[0].file}: {failures[0].problem}; nothing written to out={paths.root}")
         raise InputError(
             f"out={paths.root}: no usable case among {len(sources)} "
             f"({len(failures)} failed, {len(filtered)} filtered out); nothing written"
         )
-    manifest = finalize(paths, rows.values(), modality=options.modality,
-                        description="real scans brought onto nph's grid by nph ingest",
+    kind = "real scans" if scheme is not None else "unlabelled real scans (test images)"
+    manifest = finalize(paths, rows.values(), modality=options.modality, scheme=scheme,
+                        description=f"{kind} brought onto nph's grid by nph ingest",
                         extra={"source": "ingest", "ingest_options": options.fingerprint()})
-    errors_csv = _write_errors(paths.root, sorted(failures, key=lambda f: f.case))
+    errors_csv = write_errors(paths.root, failures)
     written = sorted(set(rows) - set(resumed))
-    return IngestReport(manifest, written, sorted(resumed), filtered, failures, errors_csv)
+    return IngestReport(manifest, written, resumed, filtered, failures, errors_csv)
 
 
-def _check_not_foreign(paths: DatasetPaths) -> None:
-    """Refuse to rewrite the manifest of a dataset that another command made (phantoms, synthetic data)."""
+def _dataset_scheme(sources: Sequence[CaseSource], options: IngestOptions) -> str | None:
+    """The folder's label scheme, or ``None`` for image-only sources; a mix of both is refused."""
+    labelled = [s.label is not None for s in sources]
+    if all(labelled):
+        return stored_scheme(options.label_scheme)
+    if not any(labelled):
+        return None
+    example = next(s for s in sources if s.label is None)
+    raise InputError(f"{example.image}: has no label map while other cases have one; ingest labelled and "
+                     "unlabelled scans into separate folders")
+
+
+def _files_present(paths: DatasetPaths, source: CaseSource) -> bool:
+    if source.label is None:
+        return paths.test_image(source.case_id).is_file()
+    return paths.image(source.case_id).is_file() and paths.label(source.case_id).is_file()
+
+
+def _check_not_foreign(paths: DatasetPaths, scheme: str | None) -> None:
+    """Refuse a folder that another command made (phantoms, synthetic data) or an ingest of another kind."""
     if not paths.dataset_json.is_file():
         return
     try:
         source = json.loads(paths.dataset_json.read_text()).get("nph", {}).get("source")
+        existing = dataset_label_scheme(paths.root)
     except (ValueError, AttributeError):
-        source = None
+        source = existing = None
     if source != "ingest":
         raise InputError(f"out={paths.root}: holds a dataset not made by nph ingest; choose an empty or ingest folder")
+    if existing != scheme:
+        def name(s: str | None) -> str:
+            return "an image-only dataset" if s is None else f"a label_scheme={s} dataset"
+        raise InputError(f"out={paths.root}: holds {name(existing)}, these cases would make {name(scheme)}; "
+                         "choose another folder")
 
 
 def _run_all(todo: list[CaseSource], root: Path, options: IngestOptions) -> Iterator[_Outcome]:
@@ -203,55 +218,65 @@ def _run_all(todo: list[CaseSource], root: Path, options: IngestOptions) -> Iter
              len(todo) / max(seconds, 1e-9), workers)
 
 
+def _check_volume(volume: Volume, path: Path) -> None:
+    """A slice (or a stack of a few) is not a head volume: refuse it before it is resampled into stripes."""
+    if min(volume.shape) < MIN_VOXELS_PER_AXIS:
+        raise InputError(f"{path}: shape {volume.shape} is a 2D slice stack, not a 3D volume "
+                         f"(needs at least {MIN_VOXELS_PER_AXIS} voxels along every axis)")
+
+
+def _load_label(source: CaseSource, options: IngestOptions) -> tuple[Volume, LabelScheme]:
+    assert source.label is not None
+    raw = load_volume(source.label, integer=True)
+    _check_volume(raw, source.label)
+    ids, scheme = to_stored_ids(raw.data, options.label_scheme, str(source.label))
+    return Volume(ids, raw.affine), scheme
+
+
 def _process_case(source: CaseSource, root: Path, options: IngestOptions) -> _Outcome:
-    """Load, check, filter, map labels, resample and write one case; a user-input problem becomes a failure."""
-    candidates = (source.image, source.label, sidecar_path(source.image))
+    """Load, check, filter, read labels, resample and write one case; a user-input problem becomes a failure."""
+    candidates = [p for p in (source.image, source.label, sidecar_path(source.image)) if p is not None]
     at_fault = source.image
     try:
         image = load_volume(source.image)
-        at_fault = source.label
-        label = load_volume(source.label, integer=True)
-        check_pair(image, label, image_path=source.image, label_path=source.label)
-        at_fault = source.image
+        _check_volume(image, source.image)
         reason = filter_reason(source.image, image.spacing, options.filters)
         if reason is not None:
             return _Outcome(source.case_id, filtered=reason)
-        at_fault = source.label
-        ids, scheme = _to_synthseg(label.data, options.label_scheme, str(source.label))
-        gridded = to_grid(Volume(ids, label.affine), options.grid, image, options.percentiles,
-                          label_source=str(source.label), image_source=str(source.image))
-        at_fault = source.image
-        provenance = {
-            "source": "ingest",
-            "source_image": str(source.image.resolve()),
-            "source_label": str(source.label.resolve()),
-            "original_spacing": json.dumps([round(s, 4) for s in image.spacing]),
-            "original_shape": json.dumps(list(image.shape)),
-            "label_scheme": scheme.value,
-            "icv_retained": round(gridded.icv_retained, 4),
-        }
-        paths = DatasetPaths(root)
-        assert gridded.image is not None  # an image was given, so one comes back
-        row = write_case(paths, source.case_id, gridded.label.data, gridded.label.affine,
-                         image=gridded.image.data, provenance=provenance)
-        _write_record(root, source, options, row)
+        label, scheme = None, None
+        if source.label is not None:
+            at_fault = source.label
+            label, scheme = _load_label(source, options)
+            at_fault = source.image
+        gridded = to_grid(label, options.grid, image, options.percentiles, label_source=str(source.label),
+                          image_source=str(source.image), label_resampling=options.label_resampling,
+                          centre_on_image=options.label_scheme is LabelScheme.VENTRICLES)
+        row = _write(root, source, gridded, image, scheme, options)
+        write_record(root, source, options.fingerprint(), row)
         return _Outcome(source.case_id, row=row)
     except InputError as err:
         file, problem = _split_message(str(err), candidates, at_fault)
         return _Outcome(source.case_id, failure=CaseFailure(source.case_id, file, problem))
 
 
-def _to_synthseg(
-    ids: npt.NDArray[np.integer], scheme: LabelScheme, source: str
-) -> tuple[npt.NDArray[np.int16], LabelScheme]:
-    """Map a label map to SynthSeg ids; ``auto`` treats any id outside the 33 as a sign of aseg."""
-    if scheme is LabelScheme.AUTO:
-        outside = np.setdiff1d(np.unique(ids), LABEL_IDS)
-        scheme = LabelScheme.ASEG if outside.size else LabelScheme.SYNTHSEG
-    if scheme is LabelScheme.SYNTHSEG:
-        check_ids(ids, source)
-        return ids.astype(np.int16), scheme
-    return aseg_to_synthseg(ids, source), scheme
+def _write(root: Path, source: CaseSource, gridded: GriddedCase, image: Volume, scheme: LabelScheme | None,
+           options: IngestOptions) -> dict[str, Any]:
+    """Write the gridded case (labelled, or image-only into imagesTs/) and return its manifest row."""
+    provenance: dict[str, Any] = {
+        "source": "ingest",
+        "source_image": str(source.image.resolve()),
+        "source_label": str(source.label.resolve()) if source.label is not None else "",
+        "original_spacing": json.dumps([round(s, 4) for s in image.spacing]),
+        "original_shape": json.dumps(list(image.shape)),
+        "label_scheme": scheme.value if scheme is not None else "",
+        "icv_retained": round(gridded.icv_retained, 4) if gridded.label is not None else float("nan"),
+    }
+    paths = DatasetPaths(root)
+    assert gridded.image is not None  # ingest always has an image
+    if gridded.label is None:
+        return write_test_case(paths, source.case_id, gridded.image.data, gridded.image.affine, provenance)
+    return write_case(paths, source.case_id, gridded.label.data, gridded.label.affine, image=gridded.image.data,
+                      provenance=provenance, scheme=stored_scheme(options.label_scheme))
 
 
 def _split_message(message: str, candidates: Iterable[Path], default: Path) -> tuple[str, str]:
@@ -261,53 +286,3 @@ def _split_message(message: str, candidates: Iterable[Path], default: Path) -> t
         if message.startswith(prefix):
             return str(path), message[len(prefix):]
     return str(default), message
-
-
-def _source_stamp(source: CaseSource) -> dict[str, Any]:
-    """Source paths plus size and mtime: a changed source file is ingested again."""
-    stamp: dict[str, Any] = {}
-    for key, path in (("image", source.image), ("label", source.label)):
-        stat = path.stat()
-        stamp[key] = str(path.resolve())
-        stamp[f"{key}_size"] = stat.st_size
-        stamp[f"{key}_mtime_ns"] = stat.st_mtime_ns
-    return stamp
-
-
-def _record_path(root: Path, case_id: str) -> Path:
-    return root / RECORDS_DIR / f"{case_id}.json"
-
-
-def _write_record(root: Path, source: CaseSource, options: IngestOptions, row: dict[str, Any]) -> None:
-    """Written after the case's files, so a record means its files are complete."""
-    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-    record = {"sources": _source_stamp(source), "options": options.fingerprint(), "row": clean}
-    write_json(_record_path(root, source.case_id), record)
-
-
-def _resumable_row(paths: DatasetPaths, source: CaseSource, options: IngestOptions) -> dict[str, Any] | None:
-    """The manifest row of a case finished earlier from the same sources and options, else ``None``."""
-    record_path = _record_path(paths.root, source.case_id)
-    if not record_path.is_file():
-        return None
-    try:
-        record = json.loads(record_path.read_text())
-        unchanged = record["sources"] == _source_stamp(source) and record["options"] == options.fingerprint()
-        row = dict(record["row"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # unreadable record or vanished source: ingest the case again
-    if not (unchanged and paths.image(source.case_id).is_file() and paths.label(source.case_id).is_file()):
-        return None
-    return {k: (float("nan") if v is None else v) for k, v in row.items()}
-
-
-def _write_errors(root: Path, failures: list[CaseFailure]) -> Path | None:
-    """Write ``ingest_errors.csv`` (case, file, problem), or remove a stale one when all went well."""
-    path = root / ERRORS_CSV
-    if not failures:
-        path.unlink(missing_ok=True)
-        return None
-    buffer = io.StringIO()
-    pd.DataFrame([asdict(f) for f in failures], columns=["case", "file", "problem"]).to_csv(buffer, index=False)
-    write_text(path, buffer.getvalue())
-    return path

@@ -1,11 +1,13 @@
-"""Finding (image, label) pairs on disk for ``nph ingest``: paired globs or the BIDS-like LDM100k layout.
+"""Finding cases on disk for ``nph ingest``: paired globs, images only, FreeSurfer subjects, or LDM100k.
 
-Each layout yields :class:`CaseSource` records with a case id that is unique and safe as a file name.
+Each layout is a small reader that yields :class:`CaseSource` records with a case id that is unique and safe
+as a file name; ``label`` is ``None`` for an image-only case.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,30 +16,39 @@ from nph.errors import InputError
 
 __all__ = [
     "DEFAULT_CASE_SUFFIX",
+    "FREESURFER_IMAGES",
     "VOLUME_SUFFIXES",
     "CaseSource",
     "case_id_from",
+    "freesurfer_cases",
+    "image_only_cases",
     "ldm100k_cases",
     "paired_cases",
     "sanitise_case_id",
     "strip_volume_suffix",
 ]
 
+log = logging.getLogger(__name__)
+
 #: File endings nph reads as volumes; stripped before deriving a case id.
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mgz", ".mgh")
 #: Modality / label-map tags removed from the end of a file name (repeatedly) to find the shared case id.
 DEFAULT_CASE_SUFFIX = r"_(T1w|T2w|FLAIR|flair|T1|T2|synthseg|SynthSeg|seg|aseg|label|labels|mask|dseg)$"
+#: The image of a FreeSurfer subject, first found wins: the conformed input, then the intensity-normalised T1.
+FREESURFER_IMAGES = ("orig.mgz", "T1.mgz")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: A case id with a number in it names a particular case (sub-01, p7); two different ones conflict.
+_NUMBERED = re.compile(r"\d")
 _MAX_LISTED = 5
 
 
 @dataclass(frozen=True)
 class CaseSource:
-    """One case to ingest: its id and the image and label map it comes from."""
+    """One case to ingest: its id, the image, and the label map it comes from (``None``: image only)."""
 
     case_id: str
     image: Path
-    label: Path
+    label: Path | None = None
 
 
 def strip_volume_suffix(name: str) -> str:
@@ -57,7 +68,12 @@ def sanitise_case_id(raw: str, source: str) -> str:
 
 
 def case_id_from(path: Path, suffix_pattern: re.Pattern[str]) -> str:
-    """The case id of a file: its name minus the volume suffix and minus every trailing tag that matches."""
+    """The case id of a file: its name minus the volume suffix and minus every trailing tag that matches.
+
+    A file inside a FreeSurfer subject's ``mri/`` folder is named by its subject (``<subject>/mri/T1.mgz``).
+    """
+    if path.parent.name == "mri" and path.parent.parent.name:
+        return sanitise_case_id(path.parent.parent.name, str(path))
     stem = strip_volume_suffix(path.name)
     while True:
         shorter = suffix_pattern.sub("", stem, count=1)
@@ -104,8 +120,11 @@ def paired_cases(images: str, labels: str, case_suffix: str = DEFAULT_CASE_SUFFI
         InputError: a glob matches nothing, counts differ, ids collide, or names do not pair up.
     """
     pattern = _compile(case_suffix)
-    image_ids = _by_id(_expand(images, "images"), pattern, "images")
-    label_ids = _by_id(_expand(labels, "labels"), pattern, "labels")
+    image_files, label_files = _expand(images, "images"), _expand(labels, "labels")
+    if len(image_files) == len(label_files) == 1:  # one pair needs no shared id: it is named by its image
+        return [_single_pair(image_files[0], label_files[0], pattern)]
+    image_ids = _by_id(image_files, pattern, "images")
+    label_ids = _by_id(label_files, pattern, "labels")
     only_images = sorted(set(image_ids) - set(label_ids))
     only_labels = sorted(set(label_ids) - set(image_ids))
     if only_images or only_labels:
@@ -116,6 +135,15 @@ def paired_cases(images: str, labels: str, case_suffix: str = DEFAULT_CASE_SUFFI
             parts.append(f"labels without an image: {_listed([str(label_ids[i]) for i in only_labels])}")
         raise InputError(f"images={images}, labels={labels}: cannot pair them by case id ({'; '.join(parts)})")
     return [CaseSource(case_id, image_ids[case_id], label_ids[case_id]) for case_id in sorted(image_ids)]
+
+
+def _single_pair(image: Path, label: Path, pattern: re.Pattern[str]) -> CaseSource:
+    """One image and one label map: paired whatever their names, unless both name a (different) numbered case."""
+    image_id, label_id = case_id_from(image, pattern), case_id_from(label, pattern)
+    if image_id != label_id and _NUMBERED.search(image_id) and _NUMBERED.search(label_id):
+        raise InputError(f"images={image}, labels={label}: case ids '{image_id}' and '{label_id}' conflict "
+                         "(two different cases?); rename one, or set case_suffix= to the tags to strip")
+    return CaseSource(image_id, image, label)
 
 
 def ldm100k_cases(root: Path) -> list[CaseSource]:
@@ -139,4 +167,46 @@ def ldm100k_cases(root: Path) -> list[CaseSource]:
         cases.append(CaseSource(case_id, image, label))
     if not cases:
         raise InputError(f"{rawdata}: no <sub>/anat/<sub>_T1w.nii.gz images found")
+    return cases
+
+
+def image_only_cases(images: str, case_suffix: str = DEFAULT_CASE_SUFFIX) -> list[CaseSource]:
+    """Every file of the ``images`` glob as an unlabelled case (test scans).
+
+    Raises:
+        InputError: the glob matches nothing, or two files give one case id.
+    """
+    found = _by_id(_expand(images, "images"), _compile(case_suffix), "images")
+    return [CaseSource(case_id, found[case_id]) for case_id in sorted(found)]
+
+
+def freesurfer_cases(
+    root: Path, label_file: str | None = "aseg.mgz", image_file: str | None = None
+) -> list[CaseSource]:
+    """FreeSurfer subjects ``root/<subject>/mri/``: the image (``image_file``, else the first of
+    :data:`FREESURFER_IMAGES` present) and the label map ``label_file`` (``None``: images only).
+
+    Folders without ``mri/`` and the ``fsaverage*`` templates are not subjects. A subject missing a file is
+    not an error here: that case then fails on its own and the others proceed.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder (layout=freesurfer expects root=SUBJECTS_DIR)")
+    cases: list[CaseSource] = []
+    seen: dict[str, Path] = {}
+    for mri in sorted(p for p in root.glob("*/mri") if p.is_dir()):
+        subject = mri.parent.name
+        if subject.startswith("fsaverage"):
+            log.info("%s: a FreeSurfer template, not a subject; skipped", mri.parent)
+            continue
+        names = (image_file,) if image_file else FREESURFER_IMAGES
+        image = next((mri / n for n in names if (mri / n).is_file()), mri / names[0])
+        label = mri / label_file if label_file else None
+        case_id = sanitise_case_id(subject, str(mri.parent))
+        if case_id in seen:
+            raise InputError(f"{mri.parent}: case id '{case_id}' already taken by {seen[case_id]}")
+        seen[case_id] = mri.parent
+        cases.append(CaseSource(case_id, image, label))
+    if not cases:
+        raise InputError(f"{root}: no <subject>/mri/ folders (is it a FreeSurfer SUBJECTS_DIR?)")
     return cases

@@ -72,7 +72,11 @@ def load_volume(path: str | Path, *, integer: bool = False) -> Volume:
         data = np.asanyarray(image.dataobj)
     except Exception as err:  # nibabel raises many types for corrupt files; all mean "unreadable"
         raise InputError(f"{path}: cannot read as NIfTI/MGZ ({type(err).__name__}: {_first_line(err)})") from err
-    data = np.squeeze(data) if data.ndim > 3 else data
+    if data.ndim > 3:  # trailing length-1 axes (x, y, z, 1) are a 3D volume
+        data = data.reshape(data.shape[:3] + tuple(n for n in data.shape[3:] if n != 1))
+    if data.ndim > 3:
+        raise InputError(f"{path}: a {data.ndim}D series of {int(np.prod(data.shape[3:]))} volumes (shape "
+                         f"{data.shape}), not one 3D volume; extract the volume to use (e.g. fslroi)")
     if data.ndim != 3:
         raise InputError(f"{path}: expected a 3D volume, got shape {data.shape}")
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():

@@ -13,41 +13,18 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from nph.data.dataset import FILE_ENDING
-from nph.errors import InputError
+from nph.data.dataset import CHANNEL_SUFFIX, FILE_ENDING, image_cases
 from nph.io.nifti import Volume, load_volume, save_volume
 
 __all__ = ["find_images", "save_prediction", "stage_inputs"]
 
-_CHANNEL = "_0000"
-
-
-def _case_of(path: Path) -> str:
-    stem = path.name.removesuffix(".nii.gz").removesuffix(".nii").removesuffix(".mgz")
-    return stem.removesuffix(_CHANNEL)
-
-
 def find_images(input_dir: Path) -> dict[str, Path]:
-    """``{case: image}`` for a labelled dataset folder (its imagesTr/) or a folder of NIfTI images.
-
-    ``<case>_0000.nii.gz`` and ``<case>.nii.gz`` both name case ``<case>``.
-    """
-    folder = input_dir / "imagesTr" if (input_dir / "imagesTr").is_dir() else input_dir
-    if not folder.is_dir():
-        raise InputError(f"{input_dir}: input folder not found")
-    files = sorted(p for p in folder.iterdir() if p.name.endswith((".nii.gz", ".nii")) and not p.name.startswith("."))
-    if not files:
-        raise InputError(f"{folder}: no .nii/.nii.gz images to predict")
-    images: dict[str, Path] = {}
-    for path in files:
-        case = _case_of(path)
-        if case in images:
-            raise InputError(f"{path}: case '{case}' appears twice (also {images[case].name})")
-        images[case] = path
-    return images
+    """``{case: image}`` of a labelled dataset (imagesTr/), an image-only folder from ``nph ingest`` (imagesTs/)
+    or a folder of NIfTI images: :func:`nph.data.dataset.image_cases`."""
+    return image_cases(input_dir)
 
 
-def stage_inputs(images: Mapping[str, Path], staging: Path, suffix: str = _CHANNEL + FILE_ENDING) -> None:
+def stage_inputs(images: Mapping[str, Path], staging: Path, suffix: str = CHANNEL_SUFFIX + FILE_ENDING) -> None:
     """Link every image into ``staging`` as ``<case><suffix>`` (the name a segmenter expects)."""
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

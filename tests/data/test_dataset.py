@@ -73,3 +73,29 @@ def test_unknown_label_id_names_the_case(tmp_path) -> None:
     with pytest.raises(InputError, match=r"case bad.*\[99\]"):
         write_case(DatasetPaths(tmp_path), "bad", ids, AFFINE)
     assert not (tmp_path / "labelsTr" / "bad.nii.gz").exists()
+
+
+def test_image_cases_of_labelled_image_only_and_plain_folders(tmp_path) -> None:
+    from nph.data.dataset import image_cases
+
+    _write(tmp_path / "labelled")
+    assert image_cases(tmp_path / "labelled") == {
+        "case_0": tmp_path / "labelled" / "imagesTr" / "case_0_0000.nii.gz",
+        "case_1": tmp_path / "labelled" / "imagesTr" / "case_1_0000.nii.gz",
+    }
+    paths = DatasetPaths(tmp_path / "test")
+    paths.test_images_dir.mkdir(parents=True)
+    (paths.test_image("scan")).write_bytes(b"")
+    assert image_cases(paths.root) == {"scan": paths.test_image("scan")}
+    (tmp_path / "plain").mkdir()
+    for name in ("a.nii", "b_0000.nii.gz", ".hidden.nii", "notes.txt"):
+        (tmp_path / "plain" / name).write_bytes(b"")
+    assert sorted(image_cases(tmp_path / "plain")) == ["a", "b"]
+    (tmp_path / "plain" / "a_0000.nii.gz").write_bytes(b"")
+    with pytest.raises(InputError, match=r"a_0000\.nii\.gz: case 'a' appears twice \(also a\.nii\)"):
+        image_cases(tmp_path / "plain")
+    with pytest.raises(InputError, match=r"missing: input folder not found"):
+        image_cases(tmp_path / "missing")
+    _write(tmp_path / "masks", with_images=False)
+    with pytest.raises(InputError, match=r"masks: no \.nii/\.nii\.gz images \(nor an imagesTr/ or imagesTs/ folder\)"):
+        image_cases(tmp_path / "masks")

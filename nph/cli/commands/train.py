@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nph.data.dataset import SYNTHSEG, dataset_label_scheme
 from nph.errors import InputError
 from nph.models.bundle import save_bundle
 from nph.training import Engine, EngineConfig
@@ -43,6 +44,7 @@ def run(cfg: DictConfig) -> None:
         raise InputError(f"{stage}.train: missing (the engine settings of this stage)")
     engine_cfg = EngineConfig.from_dict(dict(section["train"]))
     models = Path(str(cfg.models))
+    _check_label_scheme(Path(str(cfg.data)))
     setup = _setup(stage, section, cfg, models)
     env = dist_env_from_environ(os.environ)
     out = models / stage
@@ -64,6 +66,18 @@ def run(cfg: DictConfig) -> None:
         config = {"experiment": str(cfg.experiment), "grid": run_config.get("grid"), **setup.bundle_config,
                   "train": section["train"]}
         save_bundle(out, setup.kind, config, result.weights, meta)
+
+
+def _check_label_scheme(data: Path) -> None:
+    """The LDMs learn SynthSeg's 33 labels and condition on the ventricle/ICV fraction: a ventricle-only
+    dataset (no ICV) or an image-only folder cannot train them."""
+    if not (data / "dataset.json").is_file():
+        return  # the stage's own loader names the missing folder
+    scheme = dataset_label_scheme(data)
+    if scheme != SYNTHSEG:
+        what = "an image-only folder (no label maps)" if scheme is None else f"a label_scheme={scheme} dataset (no ICV)"
+        raise InputError(f"data={data}: {what}; the LDMs train on SynthSeg-labelled datasets (label_scheme=synthseg "
+                         "or aseg at nph ingest)")
 
 
 def _setup(stage: str, section: dict[str, Any], cfg: DictConfig, models: Path) -> Any:
