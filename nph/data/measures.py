@@ -1,7 +1,9 @@
 """Clinical measurements from a SynthSeg-id label map: ventricle and intracranial volume, Evans index.
 
 All sizes come from the voxel spacing of the affine, so anisotropic grids measure correctly.
-Arrays are RAS+ (axis 0 left→right, 1 posterior→anterior, 2 inferior→superior).
+The Evans index reads directions from RAS+ arrays (axis 0 left→right, 1 posterior→anterior, 2 inferior→superior);
+an array in another orientation (e.g. from a model trained on IPL arrays, ``nph import-thesis``) is reoriented
+by its affine first.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from nph.data.labels import ventricle_mask
 from nph.io.nifti import spacing_of
@@ -53,6 +56,7 @@ def evans_index(label_ids: npt.NDArray[np.integer], affine: npt.NDArray) -> floa
     intracranial (non-background) voxels on the slice where the horns are widest.
     Returns NaN when there are no lateral ventricles.
     """
+    label_ids, affine = _as_ras(label_ids, affine)
     spacing_x = spacing_of(affine)[0]
     lateral = np.isin(label_ids, LATERAL_VENTRICLE_IDS)
     if not lateral.any():
@@ -69,6 +73,14 @@ def evans_index(label_ids: npt.NDArray[np.integer], affine: npt.NDArray) -> floa
     if skull_width == 0:
         return float("nan")
     return float(horn_width[best_z] * spacing_x) / float(skull_width * spacing_x)
+
+
+def _as_ras(label_ids: npt.NDArray[np.integer], affine: npt.NDArray) -> tuple[npt.NDArray[np.integer], npt.NDArray]:
+    """The array and affine reoriented to RAS+ (unchanged when they already are)."""
+    ornt = io_orientation(np.asarray(affine, dtype=np.float64))
+    if np.array_equal(ornt, [[0, 1], [1, 1], [2, 1]]):
+        return label_ids, affine
+    return apply_orientation(label_ids, ornt), np.asarray(affine) @ inv_ornt_aff(ornt, label_ids.shape)
 
 
 def _row_spans(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:
