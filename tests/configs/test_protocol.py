@@ -40,6 +40,7 @@ def test_thesis_protocol_training_settings(experiment: str) -> None:
     assert cfg["mask_dm"]["network"]["upcast_attention"] and cfg["image_dm"]["network"]["upcast_attention"]
     assert cfg["mask_dm"]["noise"]["prediction"] == "epsilon" and cfg["mask_dm"]["posterior_sampling"]
     assert cfg["mask_dm"]["train"]["ema_decay"] == 0.0
+    assert cfg["mask_ae"]["train"]["grad_clip"] == 0.0 and cfg["mask_dm"]["train"]["grad_clip"] == 0.0
     assert cfg["mask_ae"]["dice_weight"] == 0.0 and cfg["mask_ae"]["network"]["initial_log_var"] is None
     assert cfg["grid"] == base["grid"]
 

@@ -212,3 +212,14 @@ def test_grid_affine_follows_the_axis_codes() -> None:
     for bad in ("XYZ", "RRA", "RA"):
         with pytest.raises(InputError, match=f"orientation={bad}: expected"):
             grid_affine((4, 6, 4), (1.0, 2.0, 3.0), bad)
+
+
+def test_sample_images_refuses_an_image_model_of_another_orientation(thesis, tmp_path: Path, run_nph) -> None:
+    _, paths, _ = thesis
+    models, masks = tmp_path / "models", tmp_path / "masks"
+    assert run_nph("import-thesis", *_import_args(models, paths)).status == 0
+    assert run_nph("sample-masks", f"models={models}", f"out={masks}", "n=1", "steps=2", "experiment=tiny").status == 0
+    result = run_nph("sample-images", f"models={models}", f"masks={masks}", f"out={tmp_path / 'images'}",
+                     "experiment=tiny", "steps=2")
+    assert result.status == 2 and "this image model saw IPL arrays, masks are read as RAS+" in result.err
+    assert not (tmp_path / "images").exists()
