@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 KINDS = ("mask_ae", "mask_dm", "image_ae", "image_dm")
 #: Vocabulary of the thesis's label embedding: SynthSeg ids 0..60.
 THESIS_VOCABULARY = max(LABEL_IDS) + 1
+#: The meta.json key under which a diffusion bundle records its autoencoder's digest, and that autoencoder.
+_AUTOENCODER_OF = {"mask_dm": ("mask_ae", "mask_ae"), "image_dm": ("autoencoder", "image_ae")}
 #: MONAI core name → monai-generative name: MONAI's load_old_state_dict renames, plus the SPADE U-Net's norms.
 _RENAMES = ((".postconv.", ".conv."), (".attn.to_q.", ".to_q."), (".attn.to_k.", ".to_k."),
             (".attn.to_v.", ".to_v."), (".attn.out_proj.", ".proj_attn."), (".out_proj.", ".to_out.0."),
@@ -269,12 +271,12 @@ def import_thesis(out: str | Path, sources: Mapping[str, str | Path], settings: 
         raise InputError(f"out={out}: already holds bundle(s) {', '.join(existing)}; choose an empty models folder")
     nets = {kind: convert_network(kind, read_checkpoint(sources[kind], kind), settings) for kind in KINDS}
     metas = _metas(settings, {k: Path(sources[k]) for k in KINDS})
-    folders = {}
-    for kind, autoencoder_key, autoencoder in (("mask_ae", None, None), ("mask_dm", "mask_ae", "mask_ae"),
-                                               ("image_ae", None, None), ("image_dm", "autoencoder", "image_ae")):
+    folders: dict[str, Path] = {}
+    for kind in KINDS:  # autoencoders first: the diffusion bundles record their digests
         meta = dict(metas[kind])
-        if autoencoder_key is not None:
-            meta[autoencoder_key] = bundle_digest(folders[autoencoder])
+        if kind in _AUTOENCODER_OF:
+            key, autoencoder = _AUTOENCODER_OF[kind]
+            meta[key] = bundle_digest(folders[autoencoder])
         config: dict[str, Any] = {"experiment": "thesis-import", "grid": {"shape": list(settings.shape),
                                                                           "spacing": list(settings.spacing)},
                                   "network": dict(settings.networks[kind])}
