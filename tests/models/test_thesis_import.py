@@ -26,10 +26,18 @@ SETTINGS = ["orientation=IPL", "mask_scale_factor=1.3", "image_scale_factor=0.7"
 SKIP_REASON = "monai-generative is not installed (requirements.lock pins monai-generative==0.2.3; `make install`)"
 
 
-def _networks() -> dict[str, dict[str, Any]]:
+#: experiment=tiny sizes with the thesis's structure (2 res blocks, resblock up/down, attention at the two deepest
+#: levels with per-level head channels), so key mapping is proven on the layout the real checkpoints have.
+THESIS_STRUCTURE = ["mask_ae.network.num_res_blocks=2", "image_ae.network.num_res_blocks=2",
+                    "mask_dm.network.num_res_blocks=2", "mask_dm.network.resblock_updown=true",
+                    "mask_dm.network.attention_levels=[false,true,true]", "mask_dm.network.num_head_channels=[0,16,16]",
+                    "image_dm.network.num_res_blocks=2", "image_dm.network.resblock_updown=true"]
+
+
+def _networks(extra: list[str]) -> dict[str, dict[str, Any]]:
     """The network sections `nph import-thesis experiment=tiny` builds (protocol=thesis: upcast_attention)."""
     cfg = compose_config("import-thesis", ["experiment=tiny", "out=/o", *[f"checkpoints.{k}=/c" for k in KINDS],
-                                           *SETTINGS])
+                                           *SETTINGS, *extra])
     return {k: OmegaConf.to_container(cfg[k].network, resolve=True) for k in KINDS}  # type: ignore[misc]
 
 
@@ -90,16 +98,29 @@ def _save(nets: dict[str, nn.Module], folder: Path) -> dict[str, Path]:
     return paths
 
 
-def _import_args(out: Path, paths: dict[str, Path]) -> list[str]:
-    return ["experiment=tiny", f"out={out}", *[f"checkpoints.{k}={p}" for k, p in paths.items()], *SETTINGS]
+def _import_args(out: Path, paths: dict[str, Path], extra: tuple[str, ...] = ()) -> list[str]:
+    return ["experiment=tiny", f"out={out}", *[f"checkpoints.{k}={p}" for k, p in paths.items()], *SETTINGS, *extra]
+
+
+Thesis = tuple[dict[str, nn.Module], dict[str, Path], Path, tuple[str, ...]]
+
+
+def _thesis(tmp_path_factory: pytest.TempPathFactory, extra: list[str]) -> Thesis:
+    nets = _thesis_networks(_networks(extra))
+    root = tmp_path_factory.mktemp("thesis")
+    return nets, _save(nets, root / "checkpoints"), root, tuple(extra)
 
 
 @pytest.fixture(scope="module")
-def thesis(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, nn.Module], dict[str, Path], Path]:
-    """The thesis networks, their checkpoint files, and a folder to import into."""
-    nets = _thesis_networks(_networks())
-    root = tmp_path_factory.mktemp("thesis")
-    return nets, _save(nets, root / "checkpoints"), root
+def thesis(tmp_path_factory: pytest.TempPathFactory) -> Thesis:
+    """The thesis networks at experiment=tiny sizes, their checkpoint files, a folder to import into."""
+    return _thesis(tmp_path_factory, [])
+
+
+@pytest.fixture(scope="module", params=["tiny", "thesis_structure"])
+def thesis_variants(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Thesis:
+    """As ``thesis``, and again with the thesis's network structure at small sizes."""
+    return _thesis(tmp_path_factory, THESIS_STRUCTURE if request.param == "thesis_structure" else [])
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -108,10 +129,10 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 
 @torch.no_grad()
-def test_imported_networks_match_the_thesis_modules(thesis, run_nph) -> None:
-    nets, paths, root = thesis
+def test_imported_networks_match_the_thesis_modules(thesis_variants, run_nph) -> None:
+    nets, paths, root, extra = thesis_variants
     models = root / "models"
-    result = run_nph("import-thesis", *_import_args(models, paths))
+    result = run_nph("import-thesis", *_import_args(models, paths, extra))
     assert result.status == 0, result.err
     masks, images = load_mask_model(models, torch.device("cpu")), load_image_model(models)
     torch.manual_seed(1)
@@ -137,7 +158,7 @@ def test_imported_networks_match_the_thesis_modules(thesis, run_nph) -> None:
 
 
 def test_imported_bundles_generate_pairs(thesis, run_nph) -> None:
-    _, paths, root = thesis
+    _, paths, root, _ = thesis
     models = root / "models_generate"
     assert run_nph("import-thesis", *_import_args(models, paths)).status == 0
     out = root / "synthetic"
@@ -149,7 +170,7 @@ def test_imported_bundles_generate_pairs(thesis, run_nph) -> None:
 
 
 def test_unused_or_unset_tensors_are_named(thesis, tmp_path: Path, run_nph) -> None:
-    _, paths, _ = thesis
+    _, paths, _, _ = thesis
     extra = dict(read_checkpoint(paths["mask_dm"], "mask_dm"), **{"out.9.weight": torch.zeros(1)})
     torch.save({"model": extra}, tmp_path / "extra.pth")
     missing = read_checkpoint(paths["image_dm"], "image_dm")
@@ -168,14 +189,14 @@ def test_unused_or_unset_tensors_are_named(thesis, tmp_path: Path, run_nph) -> N
 
 
 def test_networks_of_other_sizes_are_refused(thesis, tmp_path: Path, run_nph) -> None:
-    _, paths, _ = thesis
+    _, paths, _, _ = thesis
     result = run_nph("import-thesis", *_import_args(tmp_path / "m", paths), "mask_ae.network.channels=[8,16,32]")
     assert result.status == 2 and "checkpoints.mask_ae: does not fit the configured network" in result.err
     assert "size mismatch" in result.err and not (tmp_path / "m").exists()
 
 
 def test_existing_bundles_are_not_overwritten(thesis, tmp_path: Path, run_nph) -> None:
-    _, paths, _ = thesis
+    _, paths, _, _ = thesis
     models = tmp_path / "models"
     assert run_nph("import-thesis", *_import_args(models, paths)).status == 0
     before = (models / "mask_dm" / "weights.safetensors").read_bytes()
@@ -215,7 +236,7 @@ def test_grid_affine_follows_the_axis_codes() -> None:
 
 
 def test_sample_images_refuses_an_image_model_of_another_orientation(thesis, tmp_path: Path, run_nph) -> None:
-    _, paths, _ = thesis
+    _, paths, _, _ = thesis
     models, masks = tmp_path / "models", tmp_path / "masks"
     assert run_nph("import-thesis", *_import_args(models, paths)).status == 0
     assert run_nph("sample-masks", f"models={models}", f"out={masks}", "n=1", "steps=2", "experiment=tiny").status == 0
