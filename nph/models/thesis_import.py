@@ -5,8 +5,8 @@ Key names changed between monai-generative and MONAI core (``conv`` → ``postco
 MONAI's ``load_old_state_dict`` maps them for AutoencoderKL and DiffusionModelUNet, the same renames are applied
 here to the SPADE networks, which have no such method. MONAI issues #8029/#8030 report that mapping dropping or
 inventing weights, so every import is checked: each source tensor used exactly once, each target tensor set from
-one. monai-generative's self-attention blocks never applied their ``proj_attn`` weights, which core's ``out_proj``
-replaces: those become the identity (found by comparing outputs; see ``_identity_attention_projections``).
+one. monai-generative's self-attention blocks never applied their ``proj_attn`` weights (MONAI #7991), which core's
+``out_proj`` replaces: those become the identity (see ``_identity_attention_projections``).
 The thesis's mask autoencoder embeds SynthSeg ids (61 rows, ids 0..60); nph's embeds the 33 contiguous indices,
 so the rows of the 33 ids are taken, in nph's label order. The thesis recomputed latent scale factors at sampling
 time and kept the condition range in W&B: the user states them, and they go into the bundles' meta.
