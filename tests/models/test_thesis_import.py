@@ -17,7 +17,7 @@ from nph.data.labels import LABEL_IDS, ids_to_contiguous
 from nph.errors import InputError
 from nph.models.image_ae import one_hot_seg
 from nph.models.mask_dm import make_context
-from nph.models.thesis_import import KINDS, grid_affine, read_checkpoint
+from nph.models.thesis_import import KINDS, ThesisSettings, convert_network, grid_affine, read_checkpoint
 from nph.sampling.masks import load_mask_model
 from nph.sampling.pairing import load_image_model
 
@@ -244,3 +244,33 @@ def test_sample_images_refuses_an_image_model_of_another_orientation(thesis, tmp
                      "experiment=tiny", "steps=2")
     assert result.status == 2 and "this image model saw IPL arrays, masks are read as RAS+" in result.err
     assert not (tmp_path / "images").exists()
+
+
+def _settings(**changes: Any) -> ThesisSettings:
+    values: dict[str, Any] = {"networks": _networks([]), "noise": {"mask_dm": {}, "image_dm": {}},
+                              "shape": (32, 48, 32), "spacing": (5.0, 4.667, 5.0), "orientation": "IPL",
+                              "mask_scale_factor": 1.0, "image_scale_factor": 1.0, "condition_min": 0.0,
+                              "condition_max": 1.0}
+    return ThesisSettings(**{**values, **changes})
+
+
+def test_settings_are_checked() -> None:
+    with pytest.raises(InputError, match=r"condition: max=0.1 must exceed min=0.1"):
+        _settings(condition_min=0.1, condition_max=0.1)
+    with pytest.raises(InputError, match=r"image_scale_factor: expected a positive number, got 0.0"):
+        _settings(image_scale_factor=0.0)
+    with pytest.raises(InputError, match=r"orientation=IP: expected three axis codes"):
+        _settings(orientation="IP")
+
+
+def test_mask_autoencoder_needs_the_thesis_embedding(thesis, tmp_path: Path) -> None:
+    _, paths, _, _ = thesis
+    source = read_checkpoint(paths["mask_ae"], "mask_ae")
+    without = {k: v for k, v in source.items() if k != "embedding.weight"}
+    with pytest.raises(InputError, match=r"mask_ae: expected 'embedding\.weight' of shape \(61, embed_dim\)"):
+        convert_network("mask_ae", without, _settings())
+    wider = {**source, "embedding.weight": torch.zeros(61, 16)}  # embed_dim 16, the config says 8
+    with pytest.raises(InputError, match=r"an embedding of shape \(33, 8\) from the 33 SynthSeg ids, found \(33, 16\)"):
+        convert_network("mask_ae", wider, _settings())
+    with pytest.raises(InputError, match="does not fit the configured network"):
+        convert_network("image_ae", read_checkpoint(paths["image_dm"], "image_dm"), _settings())
