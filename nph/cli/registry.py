@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "train": "nph.cli.commands.train",
     "sample-masks": "nph.cli.commands.sample_masks",
     "evaluate-masks": "nph.cli.commands.evaluate_masks",
+    "import-thesis": "nph.cli.commands.import_thesis",
 }
 
 #: Commands whose next word picks an action, passed on as ``action=<word>``.

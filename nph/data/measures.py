@@ -1,7 +1,9 @@
 """Clinical measurements from a SynthSeg-id label map: ventricle and intracranial volume, Evans index.
 
 All sizes come from the voxel spacing of the affine, so anisotropic grids measure correctly.
-Arrays are RAS+ (axis 0 left→right, 1 posterior→anterior, 2 inferior→superior).
+The Evans index reads directions from RAS+ arrays (axis 0 left→right, 1 posterior→anterior, 2 inferior→superior);
+an array in another orientation (e.g. from a model trained on IPL arrays, ``nph import-thesis``) is reoriented
+by its affine first.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from nibabel.orientations import apply_orientation, inv_ornt_aff, io_orientation
 
 from nph.data.labels import ventricle_mask
 from nph.io.nifti import spacing_of
@@ -21,6 +24,7 @@ __all__ = [
     "frontal_horn_width",
     "measure",
     "skull_width_mm",
+    "to_ras",
     "voxel_volume_ml",
 ]
 
@@ -59,6 +63,7 @@ def evans_index(label_ids: npt.NDArray[np.integer], affine: npt.NDArray) -> floa
     left-right span of intracranial (non-background) voxels on the slice where the horns are widest
     (:func:`skull_width_mm`). Returns NaN when there are no lateral ventricles.
     """
+    label_ids, affine = to_ras(label_ids, affine)
     horn_mm, best_z = frontal_horn_width(np.isin(label_ids, LATERAL_VENTRICLE_IDS), affine)
     if best_z is None:
         return float("nan")
@@ -90,6 +95,15 @@ def skull_width_mm(intracranial: npt.NDArray[np.bool_], affine: npt.NDArray, z: 
     """Widest left-right span (mm) of an intracranial mask on axial slice ``z`` (every slice if None)."""
     mask = intracranial if z is None else intracranial[:, :, z : z + 1]
     return float(_row_spans(mask).max(initial=0)) * spacing_of(affine)[0]
+
+
+def to_ras(array: npt.NDArray, affine: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:
+    """``array`` with its axes turned to the closest RAS+ order and direction (left→right, posterior→anterior,
+    inferior→superior: the axes every measure here assumes), and the affine that goes with it."""
+    orientation = io_orientation(np.asarray(affine, dtype=np.float64))
+    if np.array_equal(orientation, [[0, 1], [1, 1], [2, 1]]):
+        return array, affine
+    return apply_orientation(array, orientation), np.asarray(affine) @ inv_ornt_aff(orientation, array.shape)
 
 
 def _row_spans(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.int64]:

@@ -25,18 +25,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 
 from nph.data.grid import resample_to
 from nph.data.head_mask import head_mask
-from nph.data.measures import frontal_horn_width, skull_width_mm
+from nph.data.measures import frontal_horn_width, skull_width_mm, to_ras
 from nph.errors import InputError
 from nph.evaluation.schemes import WHOLE, LabelScheme
 from nph.io.nifti import AFFINE_ATOL_MM, Volume, spacing_of
 
-__all__ = ["DEFAULT_SCALP_MM", "CaseSkull", "case_skull", "horn_mask", "to_ras"]
+__all__ = ["DEFAULT_SCALP_MM", "CaseSkull", "case_skull", "horn_mask"]
 
 #: Scalp plus skull bone on each side of the head at the level of the frontal horns (mm), adults: roughly
 #: 4–7 mm of scalp and 4–7 mm of bone. An approximation; set 0 for skull-stripped images and for phantoms.
@@ -64,16 +63,6 @@ class CaseSkull:
             return float("nan")
         data, affine = to_ras(data, affine)
         return frontal_horn_width(horn_mask(scheme, data), affine)[0] / self.width_mm
-
-
-def to_ras(array: npt.NDArray, affine: npt.NDArray) -> tuple[npt.NDArray, npt.NDArray]:
-    """``array`` with its axes turned to the closest RAS+ order and direction (left→right, posterior→anterior,
-    inferior→superior: the axes of :mod:`nph.data.measures`), and the affine that goes with it."""
-    orientation = nib.orientations.io_orientation(affine)
-    if np.array_equal(orientation, [[0, 1], [1, 1], [2, 1]]):
-        return array, affine
-    turned = nib.orientations.apply_orientation(array, orientation)
-    return turned, np.asarray(affine) @ nib.orientations.inv_ornt_aff(orientation, array.shape)
 
 
 def horn_mask(scheme: LabelScheme, data: npt.NDArray[np.integer]) -> npt.NDArray[np.bool_]:

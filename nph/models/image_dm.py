@@ -35,7 +35,8 @@ def build_image_dm(network: Mapping[str, Any], latent_channels: int) -> SPADEDif
     """The SPADE U-Net from the ``network`` config section.
 
     Keys: channels (per level), attention (per level, booleans), num_head_channels (per level),
-    num_res_blocks, norm_num_groups, spade_channels, resblock_updown.
+    num_res_blocks, norm_num_groups, spade_channels, resblock_updown, upcast_attention (attention scores in fp32
+    under mixed precision, as the thesis; default off).
     """
     channels = tuple(int(c) for c in network["channels"])
     try:
@@ -45,7 +46,8 @@ def build_image_dm(network: Mapping[str, Any], latent_channels: int) -> SPADEDif
             num_head_channels=tuple(int(h) for h in network["num_head_channels"]),
             num_res_blocks=int(network["num_res_blocks"]), norm_num_groups=int(network["norm_num_groups"]),
             spade_intermediate_channels=int(network["spade_channels"]),
-            resblock_updown=bool(network.get("resblock_updown", False)))
+            resblock_updown=bool(network.get("resblock_updown", False)),
+            upcast_attention=bool(network.get("upcast_attention", False)))
     except (ValueError, TypeError) as err:
         raise InputError(f"network: {err}") from err
 

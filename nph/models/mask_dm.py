@@ -27,7 +27,8 @@ CONTEXT_DIM = 2
 
 
 def build_mask_unet(network: Mapping[str, Any], latent_channels: int) -> DiffusionModelUNet:
-    """The U-Net from the ``network`` config: channels, attention per level, head channels, res blocks."""
+    """The U-Net from the ``network`` config: channels, attention per level, head channels, res blocks,
+    ``upcast_attention`` (attention scores in fp32 under mixed precision, as the thesis; default off)."""
     channels = tuple(int(c) for c in network["channels"])
     attention = tuple(bool(a) for a in network["attention_levels"])
     heads = network.get("num_head_channels", 8)
@@ -39,7 +40,8 @@ def build_mask_unet(network: Mapping[str, Any], latent_channels: int) -> Diffusi
         attention_levels=attention, num_res_blocks=int(network.get("num_res_blocks", 2)), num_head_channels=heads,
         norm_num_groups=int(network.get("norm_num_groups", 32)),
         resblock_updown=bool(network.get("resblock_updown", True)),
-        with_conditioning=True, cross_attention_dim=CONTEXT_DIM, transformer_num_layers=1)
+        with_conditioning=True, cross_attention_dim=CONTEXT_DIM, transformer_num_layers=1,
+        upcast_attention=bool(network.get("upcast_attention", False)))
 
 
 def make_context(condition: torch.Tensor, flag: torch.Tensor) -> torch.Tensor:

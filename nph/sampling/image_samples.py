@@ -7,6 +7,7 @@ the index, the source mask case and the image model's bundle digests. When the m
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -49,6 +50,15 @@ def _check_grid(model: ImageModel, dataset: LabelledDataset, case_id: str) -> No
                          f"model's {list(model.spacing)} mm")
 
 
+def _check_orientation(models: Path) -> None:
+    """Masks are read as RAS+ arrays; a model imported with other axis codes (``nph import-thesis``) saw others."""
+    meta = models / "image_dm" / "meta.json"
+    codes = json.loads(meta.read_text()).get("orientation", "RAS") if meta.is_file() else "RAS"
+    if codes != "RAS":
+        raise InputError(f"{meta}: this image model saw {codes} arrays, masks are read as RAS+; use `nph generate` "
+                         "with its mask model, or import it with orientation=RAS if it was trained on RAS arrays")
+
+
 def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, seed: int, sampler: str = "ddim",
                   steps: int = 50, batch_size: int = 4, device: str | torch.device = "cpu",
                   overwrite: bool = False) -> pd.DataFrame:
@@ -60,6 +70,7 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
     masks, out = Path(masks), Path(out)
     dataset = LabelledDataset(masks)
     _check_out(masks, out, overwrite)
+    _check_orientation(Path(models))
     model = load_image_model(models, device)
     for case_id in dataset.case_ids:
         _check_grid(model, dataset, case_id)

@@ -24,7 +24,7 @@ from nph.models.bundle_init import init_from_bundle
 from nph.models.image_ae import ImageAETask, build_image_ae, downsampling_of, one_hot_seg
 from nph.models.image_data import PairData, load_pairs
 from nph.models.image_dm import ImageDMTask, build_image_dm, latent_scale_factor
-from nph.models.image_losses import build_discriminator, build_perceptual_loss
+from nph.models.image_losses import build_discriminator, perceptual_loss_from_config
 from nph.models.image_quality import reconstruction_l1, reconstruction_ssim
 from nph.sampling.pairing import ImageModel, consistency_report, paint_images
 from nph.seeds import sample_seed
@@ -68,9 +68,9 @@ def setup_image_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: 
     if init:
         meta["init_bundle"] = init_from_bundle(init, BundleKind.IMAGE_AE, net, network, pairs.spacing)
     adv_weight = float(loss["adv_weight"])
-    discriminator = (build_discriminator(int(loss["disc_channels"]), int(loss["disc_layers"]))
-                     if adv_weight > 0 else None)
-    perceptual = build_perceptual_loss(loss.get("perceptual_weights"), "image_ae.loss.perceptual_weights")
+    discriminator = (build_discriminator(int(loss["disc_channels"]), int(loss["disc_layers"]),
+                                         str(loss.get("disc_norm", "instance"))) if adv_weight > 0 else None)
+    perceptual = perceptual_loss_from_config(loss)
     task = ImageAETask(net, discriminator=discriminator, perceptual=perceptual, kl_weight=float(loss["kl_weight"]),
                        adv_weight=adv_weight, perceptual_weight=float(loss["perceptual_weight"]),
                        adv_start=int(loss["adv_start"]), disc_lr_ratio=float(loss.get("disc_lr_ratio", 1.0)),

@@ -50,3 +50,14 @@ def test_evans_index_is_nan_without_lateral_ventricles() -> None:
     ids = box_head()
     ids[np.isin(ids, (4, 43))] = 2
     assert math.isnan(evans_index(ids, AFFINE))
+
+
+def test_evans_index_reorients_arrays_that_are_not_ras() -> None:
+    """An IPL array (as the thesis's networks produce, ``nph import-thesis``) measures like its RAS original."""
+    from nph.models.thesis_import import grid_affine
+
+    ids = box_head()
+    ipl = np.ascontiguousarray(ids.transpose(2, 1, 0)[::-1, ::-1, ::-1])  # axes S→I, A→P, R→L
+    affine = grid_affine(ipl.shape, (SPACING[2], SPACING[1], SPACING[0]), "IPL")
+    assert math.isclose(evans_index(ipl, affine), 16 / 30)
+    assert math.isclose(measure(ipl, affine).icv_ml, measure(ids, AFFINE).icv_ml)

@@ -150,3 +150,28 @@ def test_fine_tuning_starts_from_the_bundle_and_a_mismatch_is_listed(run_nph, tr
                       f"out={tmp_path / 'o'}", TINY)
     assert foreign.status == 2 and "image_dm: trained on autoencoder" in foreign.err
     assert not (tmp_path / "o").exists()
+
+
+def test_thesis_protocol_needs_the_squeeze_weights(run_nph, flair_phantoms: Path, tmp_path: Path) -> None:
+    result = run_nph("train", "stage=image_ae", f"data={flair_phantoms}", f"models={tmp_path}", TINY,
+                     "protocol=thesis")
+    assert result.status == 2
+    assert result.err.strip().splitlines()[-1].startswith(
+        "nph train: error: image_ae.loss.perceptual_weights: not set, but this protocol needs the squeeze perceptual")
+    assert not (tmp_path / "image_ae").exists()
+
+
+@pytest.mark.slow
+def test_thesis_protocol_trains_with_a_user_squeeze_file(run_nph, flair_phantoms: Path, tmp_path: Path) -> None:
+    import lpips
+    import torch
+
+    torch.manual_seed(0)
+    weights = tmp_path / "lpips_squeeze.pt"
+    torch.save(lpips.LPIPS(pretrained=False, net="squeeze", pnet_rand=True, verbose=False).state_dict(), weights)
+    result = run_nph("train", "stage=image_ae", f"data={flair_phantoms}", f"models={tmp_path / 'models'}", TINY,
+                     "protocol=thesis", f"image_ae.loss.perceptual_weights={weights}", "image_ae.train.max_steps=2",
+                     "wandb.mode=disabled")
+    assert result.status == 0, result.err
+    meta = json.loads((tmp_path / "models" / "image_ae" / "meta.json").read_text())
+    assert meta["perceptual_loss"] is True and meta["steps"] == 2 and np.isfinite(meta["final_loss"])

@@ -68,4 +68,4 @@ def _conditions(cfg: DictConfig, training_range: dict) -> ConditionSpec:
         empirical = tuple(float(v) for v in (fractions - low) / (high - low))
     return ConditionSpec(kind, low=number(section, "low"), high=number(section, "high"),
                          values=tuple(float(v) for v in plain(section, "values")), empirical=empirical,
-                         power=number(section, "power"))
+                         power=number(section, "power"), width=number(section, "width") if "width" in section else 0.1)
