@@ -223,7 +223,7 @@ submit-generate: install  ## N pairs from MODELS in SHARDS array tasks, merged b
 submit-synthseg: install  ## SynthSeg on TEST (no nph image: SynthSeg runs from SYNTHSEG_SIF or PATH)
 	$(call need,TEST,the test set folder to segment)
 	$(LAUNCH) synthseg $(ON_CLUSTER) input=$(TEST) out=$(SYNTHSEG_PRED) \
-	  $(if $(SYNTHSEG_SIF),++container=$(abspath $(SYNTHSEG_SIF))) $(SYNTHSEG_ARGS) $(FIRST)
+	  $(if $(SYNTHSEG_SIF),++container=$(abspath $(SYNTHSEG_SIF))) $(SYNTHSEG_ARGS) $(NO_GPU) $(FIRST)
 	@echo "SynthSeg predictions: $(abspath $(SYNTHSEG_PRED))"
 	$(FOLLOW)
 

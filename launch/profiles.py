@@ -27,6 +27,7 @@ __all__ = [
     "ClusterProfile",
     "check_after",
     "dependency",
+    "gpu_request",
     "load_profile",
     "make_executor",
     "render_sbatch",
@@ -129,9 +130,27 @@ def _checked(profile: ClusterProfile, where: str) -> ClusterProfile:
     return profile
 
 
-def dependency(after: Sequence[str]) -> str | None:
-    """sbatch ``--dependency`` for "start once every job in ``after`` completed OK" (an array: all its tasks)."""
-    return "afterok:" + ":".join(after) if after else None
+def dependency(after: Sequence[str], singleton: bool = False) -> str | None:
+    """sbatch ``--dependency``: every job in ``after`` completed OK (an array: all its tasks) and, with
+    ``singleton``, no earlier job of the same name (one writer per output folder) is still there."""
+    parts = (["afterok:" + ":".join(after)] if after else []) + (["singleton"] if singleton else [])
+    return ",".join(parts) or None
+
+
+def gpu_request(profile: ClusterProfile) -> dict[str, Any]:
+    """The GPU request as submitit parameters, in a shape Slurm 22.05 and 23.11+ both accept.
+
+    Never ``--gpus-per-task``: Slurm 23.11 refuses it without ``--ntasks``/``--gpus``. One task per job
+    (array tasks): ``--gres=gpu:N``, the oldest spelling every site understands. Several tasks (DDP):
+    ``--ntasks-per-node`` with ``--gpus-per-node`` = tasks x GPUs each; the ranks of a node then see all its
+    GPUs and each takes ``cuda:<local rank>`` (nph.training.distributed.local_device).
+    """
+    gpus = profile.gpus_per_task
+    if not gpus:
+        return {}
+    if profile.nodes == 1 and profile.tasks_per_node == 1:
+        return {"gres": f"gpu:{gpus}"}
+    return {"gpus_per_node": gpus * profile.tasks_per_node}
 
 
 def check_after(profile: ClusterProfile, after: Sequence[str]) -> None:
@@ -148,7 +167,13 @@ def check_after(profile: ClusterProfile, after: Sequence[str]) -> None:
 
 
 def _slurm_parameters(profile: ClusterProfile, job_name: str, after: Sequence[str] = ()) -> dict[str, Any]:
-    """The profile as sbatch parameters, named as submitit's ``_make_sbatch_string`` names them."""
+    """The profile as sbatch parameters, named as submitit's ``_make_sbatch_string`` names them.
+
+    Always ``--requeue`` (a preempted or timed-out task comes back) and ``--dependency=singleton`` (the job
+    name is derived from the output folder: one writer at a time); with ``after``, ``--kill-on-invalid-dep``
+    so a failed dependency cancels its dependants instead of leaving them pending forever.
+    """
+    extra = {"requeue": True, "kill_on_invalid_dep": "yes", **dict(profile.additional_parameters)}
     params: dict[str, Any] = {
         "job_name": job_name,
         "time": profile.timeout_min,
@@ -160,10 +185,10 @@ def _slurm_parameters(profile: ClusterProfile, job_name: str, after: Sequence[st
         "partition": profile.partition,
         "account": profile.account,
         "qos": profile.qos,
-        "gpus_per_task": profile.gpus_per_task or None,
+        **gpu_request(profile),
         "setup": list(profile.setup) or None,
-        "additional_parameters": dict(profile.additional_parameters) or None,
-        "dependency": dependency(after),
+        "additional_parameters": extra,
+        "dependency": dependency(after, singleton=True),
     }
     if profile.mem_gb is not None:
         params["mem"] = submitit_slurm._convert_mem(profile.mem_gb)

@@ -50,6 +50,7 @@ class NphTask(Checkpointable):
             "host": socket.gethostname(),
             "job_id": job_id,
             "rank": rank,
+            "gpus": os.environ.get("SLURM_JOB_GPUS") or os.environ.get("CUDA_VISIBLE_DEVICES"),  # what SLURM bound
             "started": time.time(),
         }
         write_record(record, {**info, "state": "running", "returncode": None})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,7 +41,9 @@ def test_request_splits_launcher_keys_from_the_command(tmp_path: Path) -> None:
     assert req.nph_args == [f"out={tmp_path}/runs/t_{{k}}", "seed={k}", "n=2", "experiment=tiny"]
     assert req.task_args(2) == ["phantom", f"out={tmp_path}/runs/t_2", "seed=2", "n=2", "experiment=tiny"]
     assert req.launch_dir == tmp_path / "runs" / "launch"  # beside the per-task folders, not inside task 0's
-    assert req.job_name == "nph-phantom" and req.wait is None and req.container is None
+    digest = hashlib.sha256(str(tmp_path / "runs").encode()).hexdigest()[:8]
+    assert req.job_name == f"nph-runs-{digest}"  # one name per output folder: --dependency=singleton serialises
+    assert req.wait is None and req.container is None
 
 
 def test_shards_add_the_shard_override() -> None:
@@ -180,7 +183,7 @@ def test_generate_shards_dry_run(run_launch) -> None:
     lines = result.out.splitlines()
     assert lines[0] == "# cluster 'slurm' (slurm); 3 task(s) in 2 array(s) of at most 2"
     assert lines[3].endswith("-m nph generate models=/m n=100000 out=/o shard=2/3")
-    assert "#SBATCH --array=0-1%2" in lines and "#SBATCH --gpus-per-task=1" in lines
+    assert "#SBATCH --array=0-1%2" in lines and "#SBATCH --gres=gpu:1" in lines
     assert not Path("/o").exists()
 
 
