@@ -48,7 +48,8 @@ def test_dry_run_shows_the_dependency(run_launch, tmp_path: Path) -> None:
         "experiment=tiny",
     )
     assert result.status == 0, result.err
-    assert result.out.count("#SBATCH --dependency=afterok:7:9,singleton\n") == 1 and "#SBATCH --array=0-2%3" in result.out
+    assert result.out.count("#SBATCH --dependency=afterok:7:9,singleton\n") == 1
+    assert "#SBATCH --array=0-2%3" in result.out
     assert not (tmp_path / "p").exists()  # a dry run submits and writes nothing
 
 

@@ -119,3 +119,27 @@ def test_array_tasks_each_get_one_gpu_bound_by_slurm(slurm_env: Path, run_launch
     # SLURM_JOB_GPUS as Slurm set it: one fake GPU each (0 or 1), never both, never none
     assert all(g in ("0", "1") for g in gpus), gpus
     wait_until(lambda: all((tmp_path / f"g_{k}" / "dataset.json").is_file() for k in range(2)), 30, "datasets")
+
+
+def test_device_auto_refuses_the_gpu_slurm_bound_but_torch_cannot_see(slurm_env: Path, run_launch, tmp_path) -> None:
+    """The loopback's GPUs are device files with no GPU behind them: torch sees none, so auto must refuse."""
+    (tmp_path / "models").mkdir()
+    result = run_launch(
+        "generate",
+        "cluster=loopback",
+        "cluster.gpus_per_task=1",
+        f"models={tmp_path}/models",
+        "n=1",
+        f"out={tmp_path}/synth",
+        "wait=true",
+        "experiment=tiny",
+    )
+    assert result.status == 1  # the task failed
+    task = read_jobs(LaunchPaths(tmp_path / "synth" / "launch"))["submissions"][0]["tasks"][0]
+    record = read_record(Path(task["record"]))
+    assert (record["state"], record["returncode"], record["gpus"]) == ("failed", 2, "0")
+    log = Path(task["stderr"]).read_text()
+    assert (
+        "device=auto: a GPU was assigned to this job (SLURM_STEP_GPUS=0, SLURM_JOB_GPUS=0, SLURM_GPUS_ON_NODE=1" in log
+    )
+    assert not (tmp_path / "synth" / "dataset.json").exists()
