@@ -132,7 +132,7 @@ def _combine(record: dict[str, Any] | None, scheduler: str | None) -> str:
         return "COMPLETED"
     if scheduler in FAILED_STATES:
         return str(scheduler)
-    if state == "running" and scheduler in ("PENDING", "REQUEUED"):
+    if state in ("running", "interrupted") and scheduler in ("PENDING", "REQUEUED"):
         return "PENDING"  # requeued after a timeout or preemption, waiting to resume
     if state in (None, "running") and scheduler == "INTERRUPTED":
         return "INTERRUPTED"  # the local process is gone without a word

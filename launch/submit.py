@@ -20,7 +20,7 @@ from launch.container import bind_folders, task_argv
 from launch.profiles import ClusterProfile, check_after, load_profile, make_executor, render_sbatch
 from launch.records import LaunchPaths, add_submission, read_jobs, task_states
 from launch.request import LaunchRequest
-from launch.task import NphTask
+from launch.task import NphTask, grace_for
 from nph.cli.config import compose_config
 from nph.cli.registry import SUBCOMMANDS
 from nph.io.atomic import write_text
@@ -121,7 +121,8 @@ def submit(the_plan: Plan) -> Submission:
     executor = make_executor(the_plan.profile, paths.submitit, request.job_name, request.after)
     jobs: list[submitit.Job[Any]] = []
     for array in the_plan.arrays:  # one sbatch --array per chunk of at most MaxArraySize tasks
-        tasks = [NphTask(the_plan.argvs[k], paths.record(submission_id, k), k) for k in array]
+        grace = grace_for(the_plan.profile.signal_delay_s)
+        tasks = [NphTask(the_plan.argvs[k], paths.record(submission_id, k), k, grace) for k in array]
         jobs.extend(executor.submit_array(tasks))
     arrays = sorted({j.job_id.split("_")[0] for j in jobs}, key=_job_order)
     record: dict[str, Any] = {
