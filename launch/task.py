@@ -10,6 +10,7 @@ An interrupted attempt never counts as completed: the job is requeued, or it fai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -135,10 +136,8 @@ def _forward_signals(child: subprocess.Popen[bytes], received: list[int]) -> dic
     def forward(signum: int, frame: object) -> None:
         received.append(signum)
         if child.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it ended in between
                 os.kill(child.pid, signum)
-            except ProcessLookupError:
-                pass
 
     return {signum: signal.signal(signum, forward) for signum in STOP_SIGNALS}
 
