@@ -182,7 +182,8 @@ def test_generate_shards_dry_run(run_launch) -> None:
     assert result.status == 0, result.err
     lines = result.out.splitlines()
     assert lines[0] == "# cluster 'slurm' (slurm); 3 task(s) in 2 array(s) of at most 2"
-    assert lines[3].endswith("-m nph generate models=/m n=100000 out=/o shard=2/3")
+    assert lines[1] == "# 3 of 3 shard(s) to submit"  # no earlier submission into /o/launch
+    assert lines[4].endswith("-m nph generate models=/m n=100000 out=/o shard=2/3")
     assert "#SBATCH --array=0-1%2" in lines and "#SBATCH --gres=gpu:1" in lines
     assert not Path("/o").exists()
 
