@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import submitit
-from submitit.helpers import Checkpointable, DelayedSubmission
+from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
 from launch.records import read_record, write_record
 
@@ -72,6 +72,7 @@ class NphTask(Checkpointable):
             "gpus": os.environ.get("SLURM_JOB_GPUS") or os.environ.get("CUDA_VISIBLE_DEVICES"),  # what SLURM bound
             "started": time.time(),
         }
+        info.update(_export_rendezvous())
         write_record(record, {**info, "state": "running", "returncode": None})
         log.info("task %d (attempt %d): %s", self.index, attempt, " ".join(self.argv))
         # The environment is passed whole: SLURM_*, CUDA_VISIBLE_DEVICES and the DDP rank variables must reach
@@ -140,6 +141,19 @@ def _forward_signals(child: subprocess.Popen[bytes], received: list[int]) -> dic
                 os.kill(child.pid, signum)
 
     return {signum: signal.signal(signum, forward) for signum in STOP_SIGNALS}
+
+
+def _export_rendezvous() -> dict[str, str]:
+    """Several processes per job (DDP): export MASTER_ADDR (first host of the node list), MASTER_PORT (derived
+    from the job id), RANK, WORLD_SIZE, LOCAL_RANK through submitit's TorchDistributedEnvironment, for the
+    command (nph.training.distributed reads them). CUDA_VISIBLE_DEVICES stays as SLURM bound it."""
+    try:
+        if submitit.JobEnvironment().num_tasks <= 1:
+            return {}
+    except RuntimeError:  # not inside a submitit job
+        return {}
+    env = TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+    return {"master": f"{env.master_addr}:{env.master_port}", "world_size": str(env.world_size)}
 
 
 def _job_rank() -> tuple[str | None, int]:
