@@ -7,6 +7,7 @@ against :data:`PROFILE_DEFAULTS` before anything is submitted, so a typo fails a
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -67,6 +68,9 @@ class ClusterProfile:
 #: Every key a profile may set, with its default (the ``name`` comes from the file name).
 PROFILE_DEFAULTS: dict[str, Any] = {k: v for k, v in ClusterProfile().to_dict().items() if k != "name"}
 
+#: ``NAME=value`` for a name that looks like a secret, with a literal value (``$(cat file)``/``$VAR`` are fine).
+_SECRET = re.compile(r"\b([A-Za-z_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)[A-Za-z_]*)=(?![\s$]|$)", re.I)
+
 _POSITIVE = ("cpus_per_task", "timeout_min", "array_parallelism", "nodes", "tasks_per_node", "max_num_timeout")
 
 
@@ -121,6 +125,14 @@ def _checked(profile: ClusterProfile, where: str) -> ClusterProfile:
         raise InputError(f"{where}: additional_parameters must be a mapping of sbatch option: value")
     if not isinstance(profile.setup, list) or not all(isinstance(s, str) for s in profile.setup):
         raise InputError(f"{where}: setup must be a list of shell lines")
+    for number, line in enumerate(profile.setup, 1):
+        secret = _SECRET.search(line)
+        if secret:  # the value is never echoed: this message goes to logs too
+            raise InputError(
+                f"{where}: setup line {number} sets {secret.group(1)} to a literal value, which would be stored in "
+                "the sbatch script, jobs.json and the logs; keep it in a file only you can read and load it "
+                "there instead (e.g. setup: ['source ~/.nph-secrets'])"
+            )
     if profile.executor == "local" and profile.nodes != 1:
         raise InputError(f"{where}: the local executor runs on one node, got nodes={profile.nodes}")
     for key in ("partition", "account", "qos"):

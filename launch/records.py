@@ -48,6 +48,11 @@ class LaunchPaths:
         return self.folder / "submitit" / "%j"
 
     @property
+    def cache(self) -> Path:
+        """Triton/Inductor/matplotlib/W&B/XDG caches of the tasks (instead of ``$HOME``)."""
+        return self.folder / "cache"
+
+    @property
     def records(self) -> Path:
         return self.folder / "tasks"
 

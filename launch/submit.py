@@ -141,7 +141,10 @@ def submit(the_plan: Plan) -> Submission:
     jobs: list[submitit.Job[Any]] = []
     for array in the_plan.arrays:  # one sbatch --array per chunk of at most MaxArraySize tasks
         grace = grace_for(the_plan.profile.signal_delay_s)
-        tasks = [NphTask(the_plan.argvs[k], paths.record(submission_id, k), k, grace) for k in array]
+        in_image = request.container is not None
+        tasks = [
+            NphTask(the_plan.argvs[k], paths.record(submission_id, k), k, grace, paths.cache, in_image) for k in array
+        ]
         jobs.extend(executor.submit_array(tasks))
     arrays = sorted({j.job_id.split("_")[0] for j in jobs}, key=_job_order)
     in_flight = list(the_plan.resubmission.in_flight.values()) if the_plan.resubmission else []

@@ -23,6 +23,7 @@ from typing import Any
 import submitit
 from submitit.helpers import Checkpointable, DelayedSubmission, TorchDistributedEnvironment
 
+from launch.container import cache_environment, container_environment
 from launch.records import read_record, write_record
 
 __all__ = ["REQUEUE_MARGIN_S", "STOP_SIGNALS", "NphTask", "grace_for"]
@@ -48,13 +49,25 @@ class NphTask(Checkpointable):
         record: JSON file holding state (running/completed/failed/interrupted), attempt, return code, host, times.
         index: the task's place in the submission (shard ``index``/``count``).
         grace_s: after a forwarded USR2/TERM, how long the command may take to save and stop before it is killed.
+        cache_dir: where Triton/Inductor/matplotlib/W&B/XDG caches go (instead of ``$HOME``), unless already set.
+        container: ``argv`` is ``apptainer exec --cleanenv``: pass the variables the command needs by name.
     """
 
-    def __init__(self, argv: list[str], record: Path, index: int, grace_s: float = grace_for(120)) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        record: Path,
+        index: int,
+        grace_s: float = grace_for(120),
+        cache_dir: Path | None = None,
+        container: bool = False,
+    ) -> None:
         self.argv = list(argv)
         self.record = Path(record)
         self.index = index
         self.grace_s = float(grace_s)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.container = container
 
     def __call__(self) -> int:
         job_id, rank = _job_rank()
@@ -75,9 +88,7 @@ class NphTask(Checkpointable):
         info.update(_export_rendezvous())
         write_record(record, {**info, "state": "running", "returncode": None})
         log.info("task %d (attempt %d): %s", self.index, attempt, " ".join(self.argv))
-        # The environment is passed whole: SLURM_*, CUDA_VISIBLE_DEVICES and the DDP rank variables must reach
-        # the command (and the container, whose `apptainer exec --cleanenv` passes on an explicit list of them).
-        child = subprocess.Popen(self.argv, env=dict(os.environ))
+        child = subprocess.Popen(self.argv, env=self._environment())
         received: list[int] = []
         handlers = _forward_signals(child, received)
         try:
@@ -92,6 +103,16 @@ class NphTask(Checkpointable):
         if returncode != 0:
             raise RuntimeError(f"task {self.index}: {self.argv[0]} exited with status {returncode}")
         return returncode
+
+    def _environment(self) -> dict[str, str]:
+        """SLURM_*, CUDA_VISIBLE_DEVICES and the DDP variables must reach the command: on the host the environment
+        is passed whole; into the image (``--cleanenv``) by name. Caches go under the launch folder."""
+        env = dict(os.environ)
+        if self.cache_dir is not None:
+            env.update(cache_environment(self.cache_dir, env))
+        if self.container:
+            env.update(container_environment(env))
+        return env
 
     def _wait(self, child: subprocess.Popen[bytes], received: list[int]) -> int:
         """The command's exit status; after a stop signal, at most ``grace_s`` more, then it is killed."""
@@ -128,7 +149,8 @@ class NphTask(Checkpointable):
     def checkpoint(self, *args: object, **kwargs: object) -> DelayedSubmission:
         """Requeue the same command line (the command already saved and stopped); it resumes from its output."""
         log.info("task %d: requeued after a timeout or preemption", self.index)
-        return DelayedSubmission(NphTask(self.argv, self.record, self.index, self.grace_s))
+        again = NphTask(self.argv, self.record, self.index, self.grace_s, self.cache_dir, self.container)
+        return DelayedSubmission(again)
 
 
 def _forward_signals(child: subprocess.Popen[bytes], received: list[int]) -> dict[int, Any]:

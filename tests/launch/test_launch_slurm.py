@@ -115,8 +115,11 @@ def test_container_wrapping_through_slurm(slurm_env: Path, fake_apptainer: Path,
     calls = [json.loads(line) for line in Path(f"{image}.calls.jsonl").read_text().splitlines()]
     assert len(calls) == 1 and calls[0]["slurm_job_id"]  # ran inside the SLURM job, SLURM_* kept visible
     argv = calls[0]["argv"]
-    assert argv[1:5] == ["exec", "--nv", "--bind", str(tmp_path)] and "--cleanenv" not in argv
-    assert argv[5:8] == [str(image), "nph", "phantom"]
+    assert argv[1:6] == ["exec", "--nv", "--cleanenv", "--bind", str(tmp_path)]
+    assert argv[6:9] == [str(image), "nph", "phantom"]
+    env = calls[0]["env"]  # inside the image: SLURM's variables crossed --cleanenv by name, caches under the run
+    assert env["SLURM_JOB_ID"] == calls[0]["slurm_job_id"] and env["SLURM_CPUS_PER_TASK"] == "1"
+    assert env["XDG_CACHE_HOME"] == str(tmp_path / "records" / "cache" / "xdg")
     assert LabelledDataset(tmp_path / "c").case_ids == ["phantom_0000"]
 
 
