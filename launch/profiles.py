@@ -71,6 +71,9 @@ PROFILE_DEFAULTS: dict[str, Any] = {k: v for k, v in ClusterProfile().to_dict().
 #: ``NAME=value`` for a name that looks like a secret, with a literal value (``$(cat file)``/``$VAR`` are fine).
 _SECRET = re.compile(r"\b([A-Za-z_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)[A-Za-z_]*)=(?![\s$]|$)", re.I)
 
+#: sbatch options a profile may not pass through additional_parameters (see :func:`gpu_request`).
+_REFUSED_OPTIONS = frozenset({"gpus_per_task", "tres_per_task"})
+
 _POSITIVE = ("cpus_per_task", "timeout_min", "array_parallelism", "nodes", "tasks_per_node", "max_num_timeout")
 
 
@@ -123,6 +126,12 @@ def _checked(profile: ClusterProfile, where: str) -> ClusterProfile:
         raise InputError(f"{where}: wait must be true or false, got {profile.wait!r}")
     if not isinstance(profile.additional_parameters, dict):
         raise InputError(f"{where}: additional_parameters must be a mapping of sbatch option: value")
+    refused = sorted(k for k in profile.additional_parameters if str(k).replace("-", "_") in _REFUSED_OPTIONS)
+    if refused:
+        raise InputError(
+            f"{where}: additional_parameters {', '.join(refused)}: Slurm 23.11 refuses --gpus-per-task/"
+            "--tres-per-task without --ntasks; set gpus_per_task (and tasks_per_node for DDP) instead"
+        )
     if not isinstance(profile.setup, list) or not all(isinstance(s, str) for s in profile.setup):
         raise InputError(f"{where}: setup must be a list of shell lines")
     for number, line in enumerate(profile.setup, 1):

@@ -33,7 +33,7 @@ def _make_lines(target: str, tmp_path: Path, *variables: str) -> list[list[str]]
     argv += ["CLUSTER=slurm", "CONTAINER_SIF=", f"OUT={tmp_path}", f"ARGS={SITE}", *variables]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.replace("\\\n", " ").splitlines()
+    lines = [line.strip() for line in result.stdout.replace("\\\n", " ").splitlines()]
     lines = [re.sub(r" after=\$\(cat [^)]*\)", "", line) for line in lines]
     launches = [line for line in lines if re.match(r"\S*python\S* -m launch \w", line)]
     commands = [shlex.split(line.split(" -m launch ", 1)[1]) for line in launches]

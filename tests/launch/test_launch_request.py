@@ -258,3 +258,8 @@ def test_secrets_in_setup_are_refused_without_echoing_them(run_launch, tmp_path:
 )
 def test_setup_that_loads_secrets_from_a_file_is_fine(line: str) -> None:
     assert load_profile("slurm", {"setup": [line]}).setup == [line]
+
+
+def test_the_gpu_shape_slurm_23_11_refuses_cannot_come_in_through_additional_parameters() -> None:
+    with pytest.raises(InputError, match=r"additional_parameters gpus-per-task: Slurm 23\.11 refuses"):
+        load_profile("slurm", {"additional_parameters": {"gpus-per-task": 1}})
