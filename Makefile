@@ -49,8 +49,10 @@ SLURM_STATE ?= /tmp/nph-slurm
 CONTAINER ?= nph
 CONTAINER_SIF ?= containers/$(CONTAINER).sif
 OUT ?= outputs
-# The image's torch: the lock's version, CUDA 13.0 wheels like its base image (containers/nph.def).
-CONTAINER_TORCH_SPEC ?= $(TORCH_SPEC) --index-url https://download.pytorch.org/whl/cu130
+# The image's torch: the lock's version from the TORCH_CUDA wheel index (cu128: driver >= 525, Volta and newer;
+# cu130: driver >= 580, no Volta). containers/nph.def's base image is CUDA 12.8.
+TORCH_CUDA ?= cu128
+CONTAINER_TORCH_SPEC ?= $(TORCH_SPEC) --index-url https://download.pytorch.org/whl/$(TORCH_CUDA)
 
 .PHONY: slurm-up slurm-down container status
 
@@ -61,8 +63,8 @@ slurm-up:  ## start a single-node SLURM (root; installs the Debian packages if m
 slurm-down:
 	scripts/slurm_local.sh stop $(SLURM_STATE)
 
-container:  ## APPTAINER=..., APPTAINER_BUILD_FLAGS=--fakeroot, TORCH_SPEC=... are passed through
-	TORCH_SPEC="$(CONTAINER_TORCH_SPEC)" containers/build.sh $(CONTAINER) $(CONTAINER_SIF)
+container:  ## APPTAINER=..., APPTAINER_BUILD_FLAGS=--fakeroot, TORCH_CUDA=cu128, TORCH_SPEC=... are passed through
+	TORCH_CUDA="$(TORCH_CUDA)" TORCH_SPEC="$(CONTAINER_TORCH_SPEC)" containers/build.sh $(CONTAINER) $(CONTAINER_SIF)
 
 status: install  ## progress of what python -m launch submitted into OUT (LAUNCH_DIR, default OUT/launch)
 	$(BIN)/python -m launch status launch_dir=$(LAUNCH_DIR)
@@ -168,6 +170,8 @@ SYNTHSEG_PRED ?= $(OUT)/pred_synthseg
 BENCHMARK ?= $(OUT)/benchmark
 ## SYNTHSEG_SIF: SynthSeg's image (make container CONTAINER=synthseg); empty: mri_synthseg on the nodes' PATH
 SYNTHSEG_SIF ?=
+## FS_LICENSE: your FreeSurfer licence file (free registration), bound into SYNTHSEG_SIF where FreeSurfer reads it
+FS_LICENSE ?=
 ## LAUNCH_DIR: job records and logs of every submission (make status reads it)
 LAUNCH_DIR ?= $(OUT)/launch
 ## AFTER: job ids the first job of a submit-* target waits for, e.g. AFTER=1234,1240
@@ -222,8 +226,10 @@ submit-generate: install  ## N pairs from MODELS in SHARDS array tasks, merged b
 
 submit-synthseg: install  ## SynthSeg on TEST (no nph image: SynthSeg runs from SYNTHSEG_SIF or PATH)
 	$(call need,TEST,the test set folder to segment)
+	$(if $(SYNTHSEG_SIF),$(call need,FS_LICENSE,the FreeSurfer licence file that SYNTHSEG_SIF reads))
+	$(if $(SYNTHSEG_SIF),APPTAINER_BIND=$(abspath $(FS_LICENSE)):/opt/fs-license/license.txt) \
 	$(LAUNCH) synthseg $(ON_CLUSTER) input=$(TEST) out=$(SYNTHSEG_PRED) \
-	  $(if $(SYNTHSEG_SIF),++container=$(abspath $(SYNTHSEG_SIF))) $(SYNTHSEG_ARGS) $(FIRST)
+	  $(if $(SYNTHSEG_SIF),++container=$(abspath $(SYNTHSEG_SIF))) $(SYNTHSEG_ARGS) $(NO_GPU) $(FIRST)
 	@echo "SynthSeg predictions: $(abspath $(SYNTHSEG_PRED))"
 	$(FOLLOW)
 

@@ -2,7 +2,8 @@
 # Build an Apptainer image from containers/<name>.def:   containers/build.sh [nph|synthseg] [OUTPUT.sif]
 #
 # Settings (environment): APPTAINER (the binary, default apptainer), APPTAINER_BUILD_FLAGS (default --fakeroot;
-# e.g. "--remote" or "" when building as root), TORCH_SPEC (the torch build for the nph image, as in the Makefile).
+# e.g. "--remote" or "" when building as root), TORCH_CUDA (cu128), TORCH_SPEC (the whole torch requirement;
+# default: the lock's torch from the TORCH_CUDA wheel index).
 # Runs from the repository root, because the .def files' %files paths are relative to it.
 set -euo pipefail
 
@@ -12,7 +13,9 @@ DEF="$ROOT/containers/$NAME.def"
 OUT="${2:-$ROOT/containers/$NAME.sif}"
 APPTAINER="${APPTAINER:-apptainer}"
 read -r -a FLAGS <<<"${APPTAINER_BUILD_FLAGS---fakeroot}"
-TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/cu130}"
+# TORCH_CUDA: the wheels' CUDA variant (cu128: driver >= 525; cu130: driver >= 580, no Volta; cpu: no GPU).
+TORCH_CUDA="${TORCH_CUDA:-cu128}"
+TORCH_SPEC="${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1 --index-url https://download.pytorch.org/whl/$TORCH_CUDA}"
 
 if ! command -v "$APPTAINER" >/dev/null 2>&1; then
     echo "containers/build.sh: error: '$APPTAINER' not found. Install Apptainer (https://apptainer.org/docs/admin/main/installation.html)" \

@@ -13,6 +13,7 @@ from launch.records import LaunchPaths, task_states
 from launch.request import LAUNCH_DEFAULTS, OUTPUT_KEYS, launch_folder, parse_request
 from launch.submit import plan, submit, wait
 from nph.errors import InputError
+from nph.io.atomic import write_text
 
 __all__ = ["main"]
 
@@ -54,6 +55,14 @@ def _launch(args: list[str]) -> int:
     log.info("cluster profile %s", json.dumps(profile))
     if request.dry_run:
         print(the_plan.render())
+        return 0
+    if the_plan.resubmission is not None and request.shards is not None:
+        print(f"shards: {the_plan.resubmission.describe(request.shards)}")
+    if not the_plan.indices:  # every shard completed or still queued: nothing new; the next stage waits on those
+        waiting = list(the_plan.resubmission.in_flight.values()) if the_plan.resubmission else []
+        write_text(the_plan.paths.last_job_ids, ",".join(waiting) + "\n")
+        print(f"nothing to submit: every shard of `nph {request.command}` completed or is still queued")
+        print(f"job ids: {the_plan.paths.last_job_ids}")
         return 0
     submission = submit(the_plan)
     arrays = ", ".join(submission.record["arrays"])

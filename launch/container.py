@@ -1,8 +1,11 @@
 """The command line of one task: ``python -m nph ...`` on the host, or ``apptainer exec --nv`` inside an image.
 
 Paths named in the overrides are made absolute (a task may start in another folder) and bound into the
-container at the same place, with the launcher's own folder. No ``--cleanenv``: SLURM_* and
-CUDA_VISIBLE_DEVICES must stay visible inside, or DDP and GPU binding break.
+container at the same place, with the launcher's own folder. ``--cleanenv``: the host's environment (its
+PYTHONPATH, conda, module settings) stays out of the image; what the command needs (SLURM_*, CUDA_VISIBLE_DEVICES,
+the DDP rendezvous, W&B settings, the cache folders) is passed in by name as ``APPTAINERENV_<name>``, which
+Apptainer sets inside even with ``--cleanenv`` (:func:`container_environment`). Caches that default to
+``$HOME`` (Triton, Inductor, matplotlib, W&B, XDG) go under the launch folder (:func:`cache_environment`).
 """
 
 from __future__ import annotations
@@ -10,12 +13,55 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import yaml
 
-__all__ = ["PATH_KEYS", "absolute_paths", "bind_folders", "task_argv"]
+__all__ = [
+    "CACHE_VARIABLES",
+    "PASSED_NAMES",
+    "PASSED_PREFIXES",
+    "PATH_KEYS",
+    "absolute_paths",
+    "bind_folders",
+    "cache_environment",
+    "container_environment",
+    "task_argv",
+]
+
+#: Variables that cross ``--cleanenv`` into the image: these names, and every name with these prefixes.
+PASSED_NAMES = frozenset(
+    {
+        "CUDA_VISIBLE_DEVICES",
+        "GPU_DEVICE_ORDINAL",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "TZ",
+        "TMPDIR",
+        "XDG_CACHE_HOME",
+        "TRITON_CACHE_DIR",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "MPLCONFIGDIR",
+    }
+)
+PASSED_PREFIXES = ("SLURM_", "SUBMITIT_", "WANDB_")
+#: Cache variables set to ``<launch folder>/cache/<sub>`` unless the environment already names a place.
+CACHE_VARIABLES = {
+    "XDG_CACHE_HOME": "xdg",
+    "TRITON_CACHE_DIR": "triton",
+    "TORCHINDUCTOR_CACHE_DIR": "inductor",
+    "MPLCONFIGDIR": "matplotlib",
+    "WANDB_CACHE_DIR": "wandb/cache",
+    "WANDB_CONFIG_DIR": "wandb/config",
+    "WANDB_DATA_DIR": "wandb/data",
+}
 
 #: Override keys whose values are files or folders (DESIGN.md's command table).
 PATH_KEYS = frozenset(
@@ -98,6 +144,23 @@ def bind_folders(overrides: Sequence[str], extra: Iterable[Path], cwd: Path) -> 
     return kept
 
 
+def cache_environment(cache_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Cache folders under ``cache_dir`` (created) for each cache variable ``environ`` does not set already."""
+    chosen = {key: cache_dir / sub for key, sub in CACHE_VARIABLES.items() if not environ.get(key)}
+    for folder in chosen.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {key: str(folder) for key, folder in chosen.items()}
+
+
+def container_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """``APPTAINERENV_<name>`` for each variable of ``environ`` that must reach the command inside the image."""
+    return {
+        f"APPTAINERENV_{key}": value
+        for key, value in environ.items()
+        if key in PASSED_NAMES or key.startswith(PASSED_PREFIXES)
+    }
+
+
 def task_argv(
     nph_args: Sequence[str],
     container: Path | None = None,
@@ -109,4 +172,5 @@ def task_argv(
     if container is None:
         return [python or sys.executable, "-m", "nph", *nph_args]
     bind = ",".join(str(b) for b in binds)
-    return [apptainer, "exec", "--nv", *(["--bind", bind] if bind else []), str(container), "nph", *nph_args]
+    binding = ["--bind", bind] if bind else []
+    return [apptainer, "exec", "--nv", "--cleanenv", *binding, str(container), "nph", *nph_args]

@@ -7,6 +7,7 @@ against :data:`PROFILE_DEFAULTS` before anything is submitted, so a typo fails a
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import sys
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "ClusterProfile",
     "check_after",
     "dependency",
+    "gpu_request",
     "load_profile",
     "make_executor",
     "render_sbatch",
@@ -65,6 +67,12 @@ class ClusterProfile:
 
 #: Every key a profile may set, with its default (the ``name`` comes from the file name).
 PROFILE_DEFAULTS: dict[str, Any] = {k: v for k, v in ClusterProfile().to_dict().items() if k != "name"}
+
+#: ``NAME=value`` for a name that looks like a secret, with a literal value (``$(cat file)``/``$VAR`` are fine).
+_SECRET = re.compile(r"\b([A-Za-z_]*(?:KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)[A-Za-z_]*)=(?![\s$]|$)", re.I)
+
+#: sbatch options a profile may not pass through additional_parameters (see :func:`gpu_request`).
+_REFUSED_OPTIONS = frozenset({"gpus_per_task", "tres_per_task"})
 
 _POSITIVE = ("cpus_per_task", "timeout_min", "array_parallelism", "nodes", "tasks_per_node", "max_num_timeout")
 
@@ -118,8 +126,22 @@ def _checked(profile: ClusterProfile, where: str) -> ClusterProfile:
         raise InputError(f"{where}: wait must be true or false, got {profile.wait!r}")
     if not isinstance(profile.additional_parameters, dict):
         raise InputError(f"{where}: additional_parameters must be a mapping of sbatch option: value")
+    refused = sorted(k for k in profile.additional_parameters if str(k).replace("-", "_") in _REFUSED_OPTIONS)
+    if refused:
+        raise InputError(
+            f"{where}: additional_parameters {', '.join(refused)}: Slurm 23.11 refuses --gpus-per-task/"
+            "--tres-per-task without --ntasks; set gpus_per_task (and tasks_per_node for DDP) instead"
+        )
     if not isinstance(profile.setup, list) or not all(isinstance(s, str) for s in profile.setup):
         raise InputError(f"{where}: setup must be a list of shell lines")
+    for number, line in enumerate(profile.setup, 1):
+        secret = _SECRET.search(line)
+        if secret:  # the value is never echoed: this message goes to logs too
+            raise InputError(
+                f"{where}: setup line {number} sets {secret.group(1)} to a literal value, which would be stored in "
+                "the sbatch script, jobs.json and the logs; keep it in a file only you can read and load it "
+                "there instead (e.g. setup: ['source ~/.nph-secrets'])"
+            )
     if profile.executor == "local" and profile.nodes != 1:
         raise InputError(f"{where}: the local executor runs on one node, got nodes={profile.nodes}")
     for key in ("partition", "account", "qos"):
@@ -129,9 +151,27 @@ def _checked(profile: ClusterProfile, where: str) -> ClusterProfile:
     return profile
 
 
-def dependency(after: Sequence[str]) -> str | None:
-    """sbatch ``--dependency`` for "start once every job in ``after`` completed OK" (an array: all its tasks)."""
-    return "afterok:" + ":".join(after) if after else None
+def dependency(after: Sequence[str], singleton: bool = False) -> str | None:
+    """sbatch ``--dependency``: every job in ``after`` completed OK (an array: all its tasks) and, with
+    ``singleton``, no earlier job of the same name (one writer per output folder) is still there."""
+    parts = (["afterok:" + ":".join(after)] if after else []) + (["singleton"] if singleton else [])
+    return ",".join(parts) or None
+
+
+def gpu_request(profile: ClusterProfile) -> dict[str, Any]:
+    """The GPU request as submitit parameters, in a shape Slurm 22.05 and 23.11+ both accept.
+
+    Never ``--gpus-per-task``: Slurm 23.11 refuses it without ``--ntasks``/``--gpus``. One task per job
+    (array tasks): ``--gres=gpu:N``, the oldest spelling every site understands. Several tasks (DDP):
+    ``--ntasks-per-node`` with ``--gpus-per-node`` = tasks x GPUs each; the ranks of a node then see all its
+    GPUs and each takes ``cuda:<local rank>`` (nph.training.distributed.local_device).
+    """
+    gpus = profile.gpus_per_task
+    if not gpus:
+        return {}
+    if profile.nodes == 1 and profile.tasks_per_node == 1:
+        return {"gres": f"gpu:{gpus}"}
+    return {"gpus_per_node": gpus * profile.tasks_per_node}
 
 
 def check_after(profile: ClusterProfile, after: Sequence[str]) -> None:
@@ -148,7 +188,13 @@ def check_after(profile: ClusterProfile, after: Sequence[str]) -> None:
 
 
 def _slurm_parameters(profile: ClusterProfile, job_name: str, after: Sequence[str] = ()) -> dict[str, Any]:
-    """The profile as sbatch parameters, named as submitit's ``_make_sbatch_string`` names them."""
+    """The profile as sbatch parameters, named as submitit's ``_make_sbatch_string`` names them.
+
+    Always ``--requeue`` (a preempted or timed-out task comes back) and ``--dependency=singleton`` (the job
+    name is derived from the output folder: one writer at a time); with ``after``, ``--kill-on-invalid-dep``
+    so a failed dependency cancels its dependants instead of leaving them pending forever.
+    """
+    extra = {"requeue": True, "kill_on_invalid_dep": "yes", **dict(profile.additional_parameters)}
     params: dict[str, Any] = {
         "job_name": job_name,
         "time": profile.timeout_min,
@@ -160,10 +206,10 @@ def _slurm_parameters(profile: ClusterProfile, job_name: str, after: Sequence[st
         "partition": profile.partition,
         "account": profile.account,
         "qos": profile.qos,
-        "gpus_per_task": profile.gpus_per_task or None,
+        **gpu_request(profile),
         "setup": list(profile.setup) or None,
-        "additional_parameters": dict(profile.additional_parameters) or None,
-        "dependency": dependency(after),
+        "additional_parameters": extra,
+        "dependency": dependency(after, singleton=True),
     }
     if profile.mem_gb is not None:
         params["mem"] = submitit_slurm._convert_mem(profile.mem_gb)

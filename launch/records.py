@@ -48,6 +48,11 @@ class LaunchPaths:
         return self.folder / "submitit" / "%j"
 
     @property
+    def cache(self) -> Path:
+        """Triton/Inductor/matplotlib/W&B/XDG caches of the tasks (instead of ``$HOME``)."""
+        return self.folder / "cache"
+
+    @property
     def records(self) -> Path:
         return self.folder / "tasks"
 
@@ -132,7 +137,7 @@ def _combine(record: dict[str, Any] | None, scheduler: str | None) -> str:
         return "COMPLETED"
     if scheduler in FAILED_STATES:
         return str(scheduler)
-    if state == "running" and scheduler in ("PENDING", "REQUEUED"):
+    if state in ("running", "interrupted") and scheduler in ("PENDING", "REQUEUED"):
         return "PENDING"  # requeued after a timeout or preemption, waiting to resume
     if state in (None, "running") and scheduler == "INTERRUPTED":
         return "INTERRUPTED"  # the local process is gone without a word

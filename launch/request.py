@@ -6,6 +6,7 @@ profile; everything else is passed to ``nph <command>`` unchanged (relative path
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "job_ids",
     "launch_folder",
     "parse_request",
+    "writer_job_name",
 ]
 
 #: The launcher's keys and their defaults (``cluster`` defaults to slurm where sbatch exists, else local).
@@ -133,6 +135,25 @@ def launch_folder(explicit: Any, nph_args: Sequence[str], cwd: Path) -> Path:
     raise InputError(f"no output folder to keep the job records in: pass one of {keys} or launch_dir=")
 
 
+def writer_job_name(nph_args: Sequence[str]) -> str | None:
+    """``nph-<folder>-<hash>``, one name per output folder (``train``: per ``models/<stage>``).
+
+    Every job the launcher submits carries ``--dependency=singleton``, so two submissions writing into one
+    folder run one after the other, never side by side. None when no output key is given.
+    """
+    values = dict(override.partition("=")[::2] for override in nph_args)
+    folder = next((values[key] for key in OUTPUT_KEYS if values.get(key)), None)
+    if folder is None:
+        return None
+    path = Path(folder)
+    while any(t in str(path) for t in TEMPLATES):
+        path = path.parent
+    if values.get("stage"):
+        path = path / values["stage"]
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:8]
+    return f"nph-{re.sub(r'[^A-Za-z0-9_.-]', '_', path.name)[:40]}-{digest}"
+
+
 def parse_request(argv: Sequence[str], cwd: Path | None = None) -> LaunchRequest:
     """Split ``argv`` (after ``python -m launch``) into launcher settings and the ``nph`` command line.
 
@@ -189,7 +210,7 @@ def _request(
         wait=None if s["wait"] is None else _bool("wait", s["wait"]),
         max_array_size=None if s["max_array_size"] is None else _int("max_array_size", s["max_array_size"], 1),
         apptainer=str(s["apptainer"]),
-        job_name=str(s["job_name"] or f"nph-{command}"),
+        job_name=str(s["job_name"] or writer_job_name(nph_args) or f"nph-{command}"),
         launch_dir=launch_folder(s["launch_dir"], nph_args, cwd),
         dry_run=_bool("dry_run", s["dry_run"]),
         after=job_ids("after", str(s["after"] or "")),

@@ -20,7 +20,8 @@ from launch.container import bind_folders, task_argv
 from launch.profiles import ClusterProfile, check_after, load_profile, make_executor, render_sbatch
 from launch.records import LaunchPaths, add_submission, read_jobs, task_states
 from launch.request import LaunchRequest
-from launch.task import NphTask
+from launch.resubmit import Resubmission, shards_to_submit
+from launch.task import NphTask, grace_for
 from nph.cli.config import compose_config
 from nph.cli.registry import SUBCOMMANDS
 from nph.io.atomic import write_text
@@ -62,16 +63,24 @@ class Plan:
     request: LaunchRequest
     profile: ClusterProfile
     paths: LaunchPaths
-    argvs: list[list[str]]
-    arrays: list[range]
+    argvs: list[list[str]]  # every task's command line, by task index
+    arrays: list[list[int]]  # the task indices to submit now, one list per sbatch array
+    resubmission: Resubmission | None = None  # sharded runs: what earlier submissions already cover
+
+    @property
+    def indices(self) -> list[int]:
+        return [k for array in self.arrays for k in array]
 
     def render(self) -> str:
+        largest = max((len(a) for a in self.arrays), default=0)
         lines = [
-            f"# cluster '{self.profile.name}' ({self.profile.executor}); {len(self.argvs)} task(s) in "
-            f"{len(self.arrays)} array(s) of at most {max(len(a) for a in self.arrays)}"
+            f"# cluster '{self.profile.name}' ({self.profile.executor}); {len(self.indices)} task(s) in "
+            f"{len(self.arrays)} array(s) of at most {largest}"
         ]
-        lines += [f"task {k}: {shlex.join(argv)}" for k, argv in enumerate(self.argvs)]
-        if self.profile.executor == "slurm":
+        if self.resubmission is not None and self.request.shards is not None:
+            lines.append(f"# {self.resubmission.describe(self.request.shards)}")
+        lines += [f"task {k}: {shlex.join(self.argvs[k])}" for k in self.indices]
+        if self.profile.executor == "slurm" and self.arrays:
             first = len(self.arrays[0])
             lines += [
                 "",
@@ -101,8 +110,14 @@ def plan(request: LaunchRequest) -> Plan:
     if request.container is not None:
         binds = bind_folders([a for t in tasks for a in t], extra=[paths.folder], cwd=Path.cwd())
     argvs = [task_argv(t, request.container, binds, request.apptainer) for t in tasks]
-    limit = request.max_array_size or (max_array_size() if profile.executor == "slurm" else len(tasks))
-    return Plan(request, profile, paths, argvs, chunks(len(tasks), limit))
+    resubmission = None
+    indices = list(range(len(tasks)))
+    if request.shards is not None:  # sharded: only what no earlier submission completed or still runs
+        resubmission = shards_to_submit(paths, [request.command, *request.nph_args], request.shards)
+        indices = resubmission.todo
+    limit = request.max_array_size or (max_array_size() if profile.executor == "slurm" else max(len(indices), 1))
+    arrays = [indices[r.start : r.stop] for r in chunks(len(indices), limit)]
+    return Plan(request, profile, paths, argvs, arrays, resubmission)
 
 
 @dataclass(frozen=True)
@@ -115,15 +130,24 @@ class Submission:
 
 
 def submit(the_plan: Plan) -> Submission:
-    """Submit every array of ``the_plan`` and append the submission to ``jobs.json`` (atomically)."""
+    """Submit every array of ``the_plan`` and append the submission to ``jobs.json`` (atomically).
+
+    ``last_job_ids`` names the new arrays and the earlier tasks still queued or running, so a stage that
+    waits on it (after=) waits for every shard.
+    """
     request, paths = the_plan.request, the_plan.paths
     submission_id = _new_submission_id(paths)
     executor = make_executor(the_plan.profile, paths.submitit, request.job_name, request.after)
     jobs: list[submitit.Job[Any]] = []
     for array in the_plan.arrays:  # one sbatch --array per chunk of at most MaxArraySize tasks
-        tasks = [NphTask(the_plan.argvs[k], paths.record(submission_id, k), k) for k in array]
+        grace = grace_for(the_plan.profile.signal_delay_s)
+        in_image = request.container is not None
+        tasks = [
+            NphTask(the_plan.argvs[k], paths.record(submission_id, k), k, grace, paths.cache, in_image) for k in array
+        ]
         jobs.extend(executor.submit_array(tasks))
     arrays = sorted({j.job_id.split("_")[0] for j in jobs}, key=_job_order)
+    in_flight = list(the_plan.resubmission.in_flight.values()) if the_plan.resubmission else []
     record: dict[str, Any] = {
         "id": submission_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -145,11 +169,11 @@ def submit(the_plan: Plan) -> Submission:
                 "stdout": str(job.paths.stdout),
                 "stderr": str(job.paths.stderr),
             }
-            for k, job in enumerate(jobs)
+            for k, job in zip(the_plan.indices, jobs, strict=True)
         ],
     }
     jobs_json = add_submission(paths, record)
-    write_text(paths.last_job_ids, ",".join(arrays) + "\n")  # for scripts: after=$(cat .../last_job_ids)
+    write_text(paths.last_job_ids, ",".join(arrays + in_flight) + "\n")  # for scripts: after=$(cat ...)
     log.info("submitted %d task(s) as %s; records in %s", len(jobs), ", ".join(arrays), jobs_json)
     return Submission(record, jobs, jobs_json)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +67,15 @@ def optional_path(cfg: DictConfig, key: str, *, must_exist: bool = False) -> Pat
 
 
 def torch_device(cfg: DictConfig, key: str = "device") -> Any:
-    """``auto`` (a GPU when there is one), or a torch device name; a GPU asked for where none exists is an error."""
+    """``auto`` (a GPU when torch sees one; an error when one was assigned but torch sees none, see nph.device),
+    or a torch device name; a GPU asked for where none exists is an error."""
     import torch  # here, not at the top: commands without torch should not pay for importing it
+
+    from nph.device import auto_device
 
     name = str(cfg[key])
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return auto_device(os.environ)
     try:
         device = torch.device(name)
     except RuntimeError as err:

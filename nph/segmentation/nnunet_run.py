@@ -22,6 +22,7 @@ __all__ = [
     "plans_name",
     "predict_command",
     "require_trained",
+    "resume_training",
     "train_command",
 ]
 
@@ -53,10 +54,23 @@ def plan_command(dataset_id: int, configuration: str, planner: str, processes: i
     plans_name(planner)
     n = str(max(1, processes))
     return [
-        *_entry("nnunetv2.experiment_planning.plan_and_preprocess_entrypoints", "plan_and_preprocess_entry",
-                "nnUNetv2_plan_and_preprocess"),
-        "-d", str(dataset_id), "-c", configuration, "-pl", planner, "-np", n, "-npfp", n,
-        "--verify_dataset_integrity", "--no_pbar",
+        *_entry(
+            "nnunetv2.experiment_planning.plan_and_preprocess_entrypoints",
+            "plan_and_preprocess_entry",
+            "nnUNetv2_plan_and_preprocess",
+        ),
+        "-d",
+        str(dataset_id),
+        "-c",
+        configuration,
+        "-pl",
+        planner,
+        "-np",
+        n,
+        "-npfp",
+        n,
+        "--verify_dataset_integrity",
+        "--no_pbar",
     ]
 
 
@@ -66,9 +80,35 @@ def train_command(
     """``nnUNetv2_train ID CONF FOLD -tr TRAINER -p PLANS -device DEV [--c]``."""
     cmd = [
         *_entry("nnunetv2.run.run_training", "run_training_entry", "nnUNetv2_train"),
-        str(dataset_id), configuration, str(fold), "-tr", trainer, "-p", plans, "-device", device,
+        str(dataset_id),
+        configuration,
+        str(fold),
+        "-tr",
+        trainer,
+        "-p",
+        plans,
+        "-device",
+        device,
     ]
     return [*cmd, "--c"] if resume else cmd
+
+
+#: What nnU-Net's ``--c`` continues from, in its own order (``checkpoint_latest.pth`` is saved every 50 epochs).
+RESUME_CHECKPOINTS = ("checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth")
+
+
+def resume_training(fold_dir: Path, resume: bool | str) -> bool:
+    """Whether ``nnUNetv2_train`` gets ``--c``. ``auto``: when the fold already holds a checkpoint, so a requeued
+    job (timeout, preemption) continues from its last epoch instead of restarting from epoch 0.
+
+    Raises:
+        InputError: ``resume`` is not true, false or auto.
+    """
+    if isinstance(resume, bool):
+        return resume
+    if str(resume) != "auto":
+        raise InputError(f"resume={resume!r}: must be auto (continue when {fold_dir} has a checkpoint), true or false")
+    return any((fold_dir / name).is_file() for name in RESUME_CHECKPOINTS)
 
 
 def predict_command(
@@ -76,9 +116,23 @@ def predict_command(
 ) -> list[str]:
     """nph's thin predictor entry (nnU-Net's Python API with the allocation's thread count)."""
     return [
-        sys.executable, "-m", "nph.segmentation.nnunet_predict_main",
-        "--input", str(input_dir), "--output", str(output_dir), "--model", str(model), "--fold", str(fold),
-        "--device", device, "--threads", str(threads), "--processes", str(max(1, processes)),
+        sys.executable,
+        "-m",
+        "nph.segmentation.nnunet_predict_main",
+        "--input",
+        str(input_dir),
+        "--output",
+        str(output_dir),
+        "--model",
+        str(model),
+        "--fold",
+        str(fold),
+        "--device",
+        device,
+        "--threads",
+        str(threads),
+        "--processes",
+        str(max(1, processes)),
     ]
 
 
@@ -103,4 +157,3 @@ def install_splits(root: NnunetRoot, dataset_name: str) -> Path:
     record = root.raw / dataset_name / "export.json"
     splits = json.loads(record.read_text())["splits"]
     return write_json(root.preprocessed / dataset_name / "splits_final.json", splits)
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -24,7 +25,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 def test_train_and_predict_tiny_nnunet(run_nph, tmp_path: Path, record_property) -> None:
     train = write_toy_dataset(tmp_path / "train", 8, seed=5)
     test = write_toy_dataset(tmp_path / "test", 3, seed=9)
@@ -43,6 +44,12 @@ def test_train_and_predict_tiny_nnunet(run_nph, tmp_path: Path, record_property)
     train_log = next((root / "logs").glob("train_Dataset011_NPH_*.log")).read_text()
     assert train_log.count("Epoch time") == 2  # nph's trainer, found through nnUNet_extTrainer, ran 2 epochs
     assert "This split has 6 training and 2 validation cases" in train_log
+    # Run again with one more epoch (as a requeued job does): resume=auto passes --c, so it continues at epoch 2
+    result = run_nph("nnunet", "train", *common, "epochs=3")
+    assert result.status == 0, result.err
+    train_log = next((root / "logs").glob("train_Dataset011_NPH_*.log")).read_text()  # appended to
+    assert train_log.count("Epoch time") == 3 and len(re.findall(r": Epoch 0$", train_log, re.M)) == 1
+    assert len(re.findall(r": Epoch 2$", train_log, re.M)) == 1
     out = tmp_path / "pred"
     result = run_nph("nnunet", "predict", f"input={test}", f"out={out}", *common)
     assert result.status == 0, result.err

@@ -23,13 +23,15 @@ def test_after_parses_arrays_and_array_tasks(tmp_path: Path) -> None:
     assert parse_request(["phantom", "out=o"], cwd=tmp_path).after == []
     assert parse_request(["phantom", "out=o", "after="], cwd=tmp_path).after == []
     assert dependency(["123", "124_0"]) == "afterok:123:124_0" and dependency([]) is None
+    assert dependency(["5"], singleton=True) == "afterok:5,singleton" and dependency([], True) == "singleton"
 
 
 def test_dependency_lands_in_the_sbatch_script() -> None:
     profile = load_profile("loopback")
     text = render_sbatch(profile, Path("/r/launch/submitit/%j"), "nph-train", 1, python="/py", after=["41", "42"])
-    assert "#SBATCH --dependency=afterok:41:42\n" in text
-    assert "--dependency" not in render_sbatch(profile, Path("/r/launch/submitit/%j"), "nph-train", 1, python="/py")
+    assert "#SBATCH --dependency=afterok:41:42,singleton\n" in text and "#SBATCH --kill-on-invalid-dep=yes\n" in text
+    alone = render_sbatch(profile, Path("/r/launch/submitit/%j"), "nph-train", 1, python="/py")
+    assert "#SBATCH --dependency=singleton\n" in alone  # one writer per output folder, even without after=
 
 
 def test_dry_run_shows_the_dependency(run_launch, tmp_path: Path) -> None:
@@ -46,7 +48,8 @@ def test_dry_run_shows_the_dependency(run_launch, tmp_path: Path) -> None:
         "experiment=tiny",
     )
     assert result.status == 0, result.err
-    assert result.out.count("#SBATCH --dependency=afterok:7:9\n") == 1 and "#SBATCH --array=0-2%3" in result.out
+    assert result.out.count("#SBATCH --dependency=afterok:7:9,singleton\n") == 1
+    assert "#SBATCH --array=0-2%3" in result.out
     assert not (tmp_path / "p").exists()  # a dry run submits and writes nothing
 
 
@@ -120,7 +123,8 @@ def test_second_job_starts_after_the_first_completed(slurm_env, run_launch, tmp_
 
 
 @pytest.mark.slurm
-def test_failed_first_job_never_releases_the_second(slurm_env, run_launch, tmp_path: Path) -> None:
+def test_failed_first_job_cancels_the_second(slurm_env, run_launch, tmp_path: Path) -> None:
+    """--kill-on-invalid-dep=yes: a dependant of a failed job is cancelled, not left pending forever."""
     (tmp_path / "a_file").write_text("not a folder")
     common = ["phantom", "cluster=loopback", f"launch_dir={tmp_path}/launch", "wait=false", *TINY]
     assert run_launch(*common, f"out={tmp_path}/a_file/sub", "n=1").status == 0  # the task fails: no such folder
@@ -130,9 +134,11 @@ def test_failed_first_job_never_releases_the_second(slurm_env, run_launch, tmp_p
     waiting = paths.last_job_ids.read_text().strip()
     try:
         _wait_until(lambda: task_states(paths)[0].state == "FAILED", 120, "the first job to fail")
-        # SLURM re-evaluates the dependency a moment after the failed job ended
-        _wait_until(lambda: _squeue(waiting, "%r") == "DependencyNeverSatisfied", 60, "the dependency to be void")
-        assert _squeue(waiting, "%T") == "PENDING"
+        # SLURM re-evaluates the dependency a moment after the failed job ended, then cancels the dependant
+        row = _wait_until(lambda: task_states(paths)[1].state == "CANCELLED" and task_states(paths)[1], 60, "cancel")
+        assert row.job_id == waiting and row.attempts == 0 and _squeue(waiting, "%T") == ""
         assert not (tmp_path / "never").exists()
+        status = run_launch("status", f"launch_dir={tmp_path}/launch")
+        assert "total: 1 cancelled, 1 failed" in status.out
     finally:
         subprocess.run(["scancel", waiting], check=False)

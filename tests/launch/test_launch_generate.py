@@ -20,8 +20,18 @@ GRID = ["experiment=tiny", "grid.shape=[16,24,16]", "grid.spacing=[10.0,9.333,10
 
 def test_four_task_array_generates_and_merges(slurm_env, run_launch, run_nph, ldm_models: Path, tmp_path) -> None:
     out = tmp_path / "synth"
-    result = run_launch("generate", "cluster=loopback", f"models={ldm_models}", f"out={out}", "n=8", "seed=5",
-                        "steps=8", "shards=4", "wait=true", *GRID)
+    result = run_launch(
+        "generate",
+        "cluster=loopback",
+        f"models={ldm_models}",
+        f"out={out}",
+        "n=8",
+        "seed=5",
+        "steps=8",
+        "shards=4",
+        "wait=true",
+        *GRID,
+    )
     assert result.status == 0, result.err
     submission = read_jobs(LaunchPaths(out / "launch"))["submissions"][0]
     assert [t["argv"][-1] for t in submission["tasks"]] == [f"shard={k}/4" for k in range(4)]
@@ -38,8 +48,19 @@ def test_cancelled_task_resubmitted_finishes_only_what_was_missing(
     slurm_env, run_launch, run_nph, ldm_models: Path, tmp_path
 ) -> None:
     out, records = tmp_path / "synth", tmp_path / "synth" / ".nph" / "records"
-    argv = ["generate", "cluster=loopback", f"models={ldm_models}", f"out={out}", "n=24", "seed=5", "steps=50",
-            "batch_size=1", "shards=2", f"launch_dir={tmp_path / 'records'}", *GRID]
+    argv = [
+        "generate",
+        "cluster=loopback",
+        f"models={ldm_models}",
+        f"out={out}",
+        "n=24",
+        "seed=5",
+        "steps=50",
+        "batch_size=1",
+        "shards=2",
+        f"launch_dir={tmp_path / 'records'}",
+        *GRID,
+    ]
     assert run_launch(*argv, "wait=false").status == 0
     paths = LaunchPaths(tmp_path / "records")
     victim = read_jobs(paths)["submissions"][0]["tasks"][1]["job_id"]

@@ -50,7 +50,12 @@ def test_failing_task_is_reported(run_launch, tmp_path: Path) -> None:
     assert (tmp_path / "taken").read_text() == "a file where the dataset folder should go"
 
 
-def test_container_wrapping_locally(fake_apptainer: Path, run_launch, tmp_path: Path) -> None:
+def test_container_wrapping_locally(
+    fake_apptainer: Path, run_launch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NPH_TEST_HOST_ONLY", "1")
+    monkeypatch.delenv("MPLCONFIGDIR", raising=False)
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
     image = tmp_path / "nph.sif"
     image.write_bytes(b"test double image")
     (tmp_path / "data").mkdir()
@@ -66,8 +71,13 @@ def test_container_wrapping_locally(fake_apptainer: Path, run_launch, tmp_path: 
     )
     assert result.status == 0, result.err
     (call,) = [json.loads(line) for line in Path(f"{image}.calls.jsonl").read_text().splitlines()]
-    assert call["argv"][1:6] == ["exec", "--nv", "--bind", str(tmp_path / "data"), str(image)]
-    assert call["argv"][6:] == ["nph", "phantom", f"out={tmp_path}/data/c", "n=1", "experiment=tiny"]
+    assert call["argv"][1:7] == ["exec", "--nv", "--cleanenv", "--bind", str(tmp_path / "data"), str(image)]
+    assert call["argv"][7:] == ["nph", "phantom", f"out={tmp_path}/data/c", "n=1", "experiment=tiny"]
+    cache = tmp_path / "data" / "records" / "cache"
+    assert call["env"]["TRITON_CACHE_DIR"] == str(cache / "triton") and call["env"]["MPLCONFIGDIR"] == str(
+        cache / "matplotlib"
+    )
+    assert "NPH_TEST_HOST_ONLY" not in call["env"]  # --cleanenv: the host's other variables stay outside
     assert LabelledDataset(tmp_path / "data" / "c").case_ids == ["phantom_0000"]
 
 

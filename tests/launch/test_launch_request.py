@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -40,7 +41,9 @@ def test_request_splits_launcher_keys_from_the_command(tmp_path: Path) -> None:
     assert req.nph_args == [f"out={tmp_path}/runs/t_{{k}}", "seed={k}", "n=2", "experiment=tiny"]
     assert req.task_args(2) == ["phantom", f"out={tmp_path}/runs/t_2", "seed=2", "n=2", "experiment=tiny"]
     assert req.launch_dir == tmp_path / "runs" / "launch"  # beside the per-task folders, not inside task 0's
-    assert req.job_name == "nph-phantom" and req.wait is None and req.container is None
+    digest = hashlib.sha256(str(tmp_path / "runs").encode()).hexdigest()[:8]
+    assert req.job_name == f"nph-runs-{digest}"  # one name per output folder: --dependency=singleton serialises
+    assert req.wait is None and req.container is None
 
 
 def test_shards_add_the_shard_override() -> None:
@@ -72,8 +75,40 @@ def test_bind_folders_cover_every_path_once(tmp_path: Path) -> None:
 def test_task_argv_host_and_container() -> None:
     assert task_argv(["phantom", "n=1"], python="/py") == ["/py", "-m", "nph", "phantom", "n=1"]
     argv = task_argv(["phantom", "n=1"], Path("/img/nph.sif"), [Path("/a"), Path("/b")], "/bin/apptainer")
-    assert argv == ["/bin/apptainer", "exec", "--nv", "--bind", "/a,/b", "/img/nph.sif", "nph", "phantom", "n=1"]
-    assert "--cleanenv" not in argv  # SLURM_* and CUDA_VISIBLE_DEVICES must reach the task
+    assert argv[:6] == ["/bin/apptainer", "exec", "--nv", "--cleanenv", "--bind", "/a,/b"]
+    assert argv[6:] == ["/img/nph.sif", "nph", "phantom", "n=1"]  # SLURM_* etc. cross --cleanenv by name
+
+
+def test_container_environment_is_an_explicit_list(tmp_path: Path) -> None:
+    from launch.container import cache_environment, container_environment
+
+    host = {
+        "SLURM_JOB_ID": "7",
+        "CUDA_VISIBLE_DEVICES": "1",
+        "MASTER_PORT": "2345",
+        "WANDB_MODE": "offline",
+        "PYTHONPATH": "/home/me/lib",
+        "LD_LIBRARY_PATH": "/opt/conda/lib",
+        "HOME": "/home/me",
+    }
+    passed = container_environment(host)
+    assert passed == {
+        "APPTAINERENV_SLURM_JOB_ID": "7",
+        "APPTAINERENV_CUDA_VISIBLE_DEVICES": "1",
+        "APPTAINERENV_MASTER_PORT": "2345",
+        "APPTAINERENV_WANDB_MODE": "offline",
+    }
+    caches = cache_environment(tmp_path / "cache", {"MPLCONFIGDIR": "/mine"})
+    assert "MPLCONFIGDIR" not in caches  # the user's choice stands
+    assert caches["TRITON_CACHE_DIR"] == str(tmp_path / "cache" / "triton") and Path(caches["XDG_CACHE_HOME"]).is_dir()
+    assert set(caches) == {
+        "XDG_CACHE_HOME",
+        "TRITON_CACHE_DIR",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "WANDB_CACHE_DIR",
+        "WANDB_CONFIG_DIR",
+        "WANDB_DATA_DIR",
+    }
 
 
 def test_arrays_are_split_at_max_array_size() -> None:
@@ -179,8 +214,9 @@ def test_generate_shards_dry_run(run_launch) -> None:
     assert result.status == 0, result.err
     lines = result.out.splitlines()
     assert lines[0] == "# cluster 'slurm' (slurm); 3 task(s) in 2 array(s) of at most 2"
-    assert lines[3].endswith("-m nph generate models=/m n=100000 out=/o shard=2/3")
-    assert "#SBATCH --array=0-1%2" in lines and "#SBATCH --gpus-per-task=1" in lines
+    assert lines[1] == "# 3 of 3 shard(s) to submit"  # no earlier submission into /o/launch
+    assert lines[4].endswith("-m nph generate models=/m n=100000 out=/o shard=2/3")
+    assert "#SBATCH --array=0-1%2" in lines and "#SBATCH --gres=gpu:1" in lines
     assert not Path("/o").exists()
 
 
@@ -198,3 +234,32 @@ def test_records_go_beside_out_even_when_models_comes_first(tmp_path) -> None:
     folder = launch_folder(None, [f"models={tmp_path}/m", f"out={tmp_path}/o", "n=2"], tmp_path)
     assert folder == (tmp_path / "o" / "launch").resolve()
     assert launch_folder(None, [f"models={tmp_path}/m"], tmp_path) == (tmp_path / "m" / "launch").resolve()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "export WANDB_API_KEY=0123abcd",
+        "HF_TOKEN='s3cr3t' nph",
+        "export AWS_SECRET_ACCESS_KEY=xyz",
+        "DB_PASSWORD=hunter2",
+    ],
+)
+def test_secrets_in_setup_are_refused_without_echoing_them(run_launch, tmp_path: Path, line: str) -> None:
+    result = run_launch("phantom", "cluster=loopback", f"out={tmp_path}/o", f"cluster.setup=[{json.dumps(line)}]")
+    assert result.status == 2 and "setup line 1 sets" in result.err and "to a literal value" in result.err
+    value = line.split("=", 1)[1].split()[0].strip("'")
+    assert value not in result.err and value not in result.out  # never logged
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "line", ["source ~/.nph-secrets", "export WANDB_API_KEY=$(cat ~/.wandb_key)", "module load cuda"]
+)
+def test_setup_that_loads_secrets_from_a_file_is_fine(line: str) -> None:
+    assert load_profile("slurm", {"setup": [line]}).setup == [line]
+
+
+def test_the_gpu_shape_slurm_23_11_refuses_cannot_come_in_through_additional_parameters() -> None:
+    with pytest.raises(InputError, match=r"additional_parameters gpus-per-task: Slurm 23\.11 refuses"):
+        load_profile("slurm", {"additional_parameters": {"gpus-per-task": 1}})

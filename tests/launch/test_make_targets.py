@@ -129,3 +129,33 @@ def test_submit_generate_on_loopback_slurm(slurm_env: Path, ldm_models: Path, tm
     assert data.label(data.case_ids[0]).data.shape == (16, 24, 16)
     status = _make("status", f"OUT={tmp_path}", env=env)
     assert status.returncode == 0 and "total: 3 completed" in status.stdout
+
+
+def test_submit_synthseg_binds_the_licence_and_asks_for_no_gpu(tmp_path: Path) -> None:
+    sif, licence = "/img/synthseg.sif", tmp_path / "license.txt"
+    result = _make(
+        "-n",
+        "submit-synthseg",
+        "CLUSTER=slurm",
+        f"OUT={tmp_path}",
+        "TEST=/t",
+        f"SYNTHSEG_SIF={sif}",
+        f"FS_LICENSE={licence}",
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.replace("\\\n", " ")
+    assert f"APPTAINER_BIND={licence}:/opt/fs-license/license.txt" in text  # where synthseg.def's FS_LICENSE points
+    (line,) = [" ".join(x.split()) for x in text.splitlines() if " -m launch synthseg " in x]
+    assert line.endswith("cluster.gpus_per_task=0") and f"++container={sif}" in line
+    missing = _make("submit-synthseg", "CLUSTER=local", f"OUT={tmp_path}", "TEST=/t", f"SYNTHSEG_SIF={sif}")
+    assert missing.returncode == 2 and "make submit-synthseg: FS_LICENSE= is required" in missing.stderr
+
+
+def test_container_torch_is_cuda_12_by_default_and_a_variable(tmp_path: Path) -> None:
+    default = _make("-n", "container", f"CONTAINER_SIF={tmp_path}/n.sif")
+    assert 'TORCH_CUDA="cu128"' in default.stdout and "download.pytorch.org/whl/cu128" in default.stdout
+    other = _make("-n", "container", "TORCH_CUDA=cu130", f"CONTAINER_SIF={tmp_path}/n.sif")
+    assert "download.pytorch.org/whl/cu130" in other.stdout
+    definition = (REPO / "containers" / "nph.def").read_text()
+    assert "From: nvidia/cuda:12." in definition and "whl/cu128" in definition
+    assert 'TORCH_CUDA="${TORCH_CUDA:-cu128}"' in (REPO / "containers" / "build.sh").read_text()

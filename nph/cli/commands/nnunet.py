@@ -7,6 +7,7 @@ Threads and augmentation workers follow the allocation (SLURM_CPUS_PER_TASK, els
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -23,12 +24,15 @@ from nph.segmentation.nnunet_run import (
     plan_command,
     plans_name,
     require_trained,
+    resume_training,
     train_command,
 )
 from nph.segmentation.process import run_logged
 from nph.segmentation.schemes import parse_scheme
 
 __all__ = ["run"]
+
+log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> None:
@@ -90,8 +94,12 @@ def _train(cfg: DictConfig, root: NnunetRoot) -> None:
         install_splits(root, name)
     device = torch_device(cfg).type
     env, _, _ = _env(cfg, root, device)
+    fold_dir = model_folder(root, name, str(cfg.trainer), plans, str(cfg.configuration)) / f"fold_{cfg.fold}"
+    resume = resume_training(fold_dir, cfg.resume)
+    if resume:
+        log.info("nnU-Net train: continuing from the checkpoint in %s (--c)", fold_dir)
     cmd = train_command(int(cfg.dataset), str(cfg.configuration), str(cfg.fold), str(cfg.trainer), plans, device,
-                        bool(cfg.resume))
+                        resume)
     run_logged(cmd, env, root.root / "logs" / f"train_{name}_{cfg.trainer}_fold{cfg.fold}.log", "nnU-Net train")
 
 

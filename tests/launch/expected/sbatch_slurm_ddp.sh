@@ -2,14 +2,17 @@
 
 # Parameters
 #SBATCH --cpus-per-task=8
+#SBATCH --dependency=singleton
 #SBATCH --error=/cluster/fs/models/launch/submitit/%j/%j_0_log.err
-#SBATCH --gpus-per-task=1
+#SBATCH --gpus-per-node=4
 #SBATCH --job-name=nph-train
+#SBATCH --kill-on-invalid-dep=yes
 #SBATCH --mem=1536MB
 #SBATCH --nodes=2
 #SBATCH --ntasks-per-node=4
 #SBATCH --open-mode=append
 #SBATCH --output=/cluster/fs/models/launch/submitit/%j/%j_0_log.out
+#SBATCH --requeue
 #SBATCH --signal=USR2@120
 #SBATCH --time=720
 #SBATCH --wckey=submitit
