@@ -23,12 +23,14 @@ from nph.models.noise import AnyScheduler
 __all__ = [
     "SAMPLERS",
     "Denoiser",
+    "Interval",
     "check_guidance_interval",
     "check_sampler",
     "guided",
     "guided_denoiser",
     "inference_autocast",
     "initial_noise",
+    "interval_text",
     "sample_latents",
     "sampling_timesteps",
 ]
@@ -61,6 +63,11 @@ def check_guidance_interval(interval: Sequence[float] | None) -> Interval:
     if not 0.0 <= lo <= hi <= 1.0:
         raise InputError(f"guidance_interval=[{lo}, {hi}]: expected 0 <= t_lo <= t_hi <= 1 (1 = pure noise)")
     return lo, hi
+
+
+def interval_text(interval: Interval) -> str:
+    """The interval as manifests and records store it: "" for every step, else "lo-hi"."""
+    return "" if interval is None else f"{interval[0]:g}-{interval[1]:g}"
 
 
 def guided(timestep: float, guidance: float, interval: Interval, num_train_timesteps: int) -> bool:
