@@ -21,11 +21,12 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from nph.data.labels import NUM_CLASSES
 from nph.models.image_ae import build_image_ae, downsampling_of
 from nph.models.image_dm import build_image_dm
 from nph.models.mask_ae import build_mask_ae
-from nph.models.mask_dm import CONTEXT_DIM, build_mask_unet
+from nph.models.mask_dm import build_mask_unet
+from nph.sampling.cost import pair_flops
+from nph.sampling.defaults import SamplingSettings
 from nph.sampling.masks import MaskModel, sample_mask_batch
 from nph.sampling.pairing import ImageModel, paint_images
 from nph.seeds import image_seed, sample_seed
@@ -103,36 +104,10 @@ def flops_per_sample(masks: MaskModel, images: ImageModel, steps: int = STEPS) -
 
 
 def network_flops(config: Path, steps: int = STEPS) -> dict[str, float]:
-    """FLOPs per sample of each network at ``steps`` steps (guided mask U-Net: 2 passes), counted on meta tensors.
-
-    Needs neither memory nor a GPU, so the thesis-size cost can be known on any machine.
-    """
-    cfg = yaml.safe_load(config.read_text())
-    shape = [int(s) for s in cfg["grid"]["shape"]]
-    mask_net, image_net = cfg["mask_ae"]["network"], cfg["image_ae"]["network"]
-    mask_latent, image_latent = int(mask_net["latent_channels"]), int(image_net["latent_channels"])
-
-    def count(call: Any) -> float:
-        with torch.device("meta"), torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            call()
-        return float(counter.get_total_flops())
-
-    with torch.device("meta"):
-        mask_ae, image_ae = build_mask_ae(mask_net), build_image_ae(image_net)
-        mask_unet = build_mask_unet(cfg["mask_dm"]["network"], mask_latent)
-        image_unet = build_image_dm(cfg["image_dm"]["network"], image_latent)
-    mask_z = (1, mask_latent, *(s // mask_ae.downsampling for s in shape))
-    image_z = (1, image_latent, *(s // downsampling_of(image_net) for s in shape))
-    seg = (1, NUM_CLASSES, *shape)
-    passes = 2 if GUIDANCE != 1.0 else 1
-    context = torch.zeros(1, 1, CONTEXT_DIM, device="meta")
-    mask_step = count(lambda: mask_unet(torch.zeros(mask_z), timesteps=torch.ones(1), context=context))
-    return {
-        "mask_unet": steps * passes * mask_step,
-        "mask_decoder": count(lambda: mask_ae.decode(torch.zeros(mask_z))),
-        "image_unet": steps * count(lambda: image_unet(torch.zeros(image_z), torch.ones(1), torch.zeros(seg))),
-        "image_decoder": count(lambda: image_ae.decode_stage_2_outputs(torch.zeros(image_z), torch.zeros(seg))),
-    }
+    """FLOPs per sample of each network at DDIM ``steps`` steps, guidance 3 (mask U-Net: 2 passes per step),
+    counted on meta tensors by :func:`nph.sampling.cost.pair_flops` (needs neither memory nor a GPU)."""
+    flops = pair_flops(yaml.safe_load(config.read_text()), SamplingSettings("ddim", steps, GUIDANCE))
+    return {network: value for network, value in flops.items() if network != "total"}
 
 
 @pytest.fixture(scope="module")
