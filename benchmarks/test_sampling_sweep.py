@@ -112,9 +112,10 @@ def test_mask_sampling_sweep(benchmark: Any, mask_models: Path, out: Path, recor
     assert chosen is None or chosen["tflop_per_pair"] <= BUDGET_TFLOP
 
 
-def test_image_sampling_sweep(benchmark: Any, ldm_models: Path, out: Path, record_figures: Any) -> None:
+def test_image_sampling_sweep(benchmark: Any, request: pytest.FixtureRequest, out: Path, record_figures: Any) -> None:
     """The image LDM: contrast error and MS-SSIM against DDIM-50 images, per sampler and steps."""
-    models = Path(os.environ.get("NPH_SWEEP_IMAGE_MODELS") or ldm_models)
+    given = os.environ.get("NPH_SWEEP_IMAGE_MODELS")
+    models = Path(given) if given else request.getfixturevalue("ldm_models")  # trains only when none is given
     model = load_image_model(models, torch.device("cpu"))
     data = LabelledDataset(models.parent / "data")
     labels = np.stack([data.label_contiguous(c).data for c in data.case_ids[:8]])

@@ -89,8 +89,9 @@ def _plot(summary: pd.DataFrame, chosen: pd.Series | None, reference: pd.Series,
         vmax=max(0.01, float(summary["defect_share"].max())),
         s=30,
     )
-    front = pareto_front(summary).sort_values("tflop_per_pair")
-    axes.plot(front["tflop_per_pair"], front["mae"], "k-", lw=0.8, label="Pareto front")
+    ordered = summary.sort_values(["tflop_per_pair", "mae"])
+    front = ordered[ordered["mae"] < ordered["mae"].cummin().shift(fill_value=float("inf"))]
+    axes.step(front["tflop_per_pair"], front["mae"], "k-", lw=0.8, where="post", label="Pareto front (cost, error)")
     axes.scatter(
         [reference["tflop_per_pair"]],
         [reference["mae"]],
