@@ -1,7 +1,7 @@
 """Noise schedules of the diffusion models: MONAI schedulers built from config, and the training target.
 
 ``kind`` is ``ddpm`` (epsilon or v prediction; DDPM, DDIM or DPM-Solver++(2M) sampling) or ``rflow``
-(rectified flow, velocity ``x0 - noise``, RFlow sampling).
+(rectified flow, velocity ``x0 - noise``; RFlow (Euler) or DPM-Solver++(2M) sampling).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
 
 from nph.errors import InputError
-from nph.sampling.dpm_solver import DPMSolverMultistepScheduler
+from nph.sampling.dpm_solver import DPMSolverMultistepScheduler, FlowDPMSolverScheduler
 
 __all__ = ["AnyScheduler", "NoiseKind", "Prediction", "build_scheduler", "noisy_input_and_target"]
 
@@ -45,8 +45,12 @@ def build_scheduler(noise: Mapping[str, Any], sampler: str | None = None) -> Any
     kind, prediction = _check(noise)
     steps = int(noise.get("num_train_timesteps", 1000))
     if kind is NoiseKind.RFLOW:
+        if sampler == "dpmpp_2m":
+            return FlowDPMSolverScheduler(num_train_timesteps=steps)
         if sampler not in (None, "rflow"):
-            raise InputError(f"sampler={sampler}: this model was trained with rectified flow; use sampler=rflow")
+            raise InputError(
+                f"sampler={sampler}: this model was trained with rectified flow; use sampler=rflow or dpmpp_2m"
+            )
         return RFlowScheduler(num_train_timesteps=steps, use_discrete_timesteps=False, sample_method="uniform")
     if sampler == "rflow":
         raise InputError("sampler=rflow: this model was trained with DDPM noise; use sampler=ddim, dpmpp_2m or ddpm")

@@ -18,7 +18,7 @@ import math
 import torch
 from monai.networks.schedulers import Scheduler
 
-__all__ = ["DPMSolverMultistepScheduler"]
+__all__ = ["DPMSolverMultistepScheduler", "FlowDPMSolverScheduler"]
 
 PREDICTIONS = ("epsilon", "v_prediction")
 
@@ -99,6 +99,8 @@ class DPMSolverMultistepScheduler(Scheduler):
         if self._index == len(self.timesteps):
             return clean, clean  # to sigma = 0: lambda = ∞, exp(−h) = 0
         alpha_t, sigma_t = self._alpha_sigma(int(self.timesteps[self._index]))
+        if alpha_s == 0.0:  # from pure noise (rectified flow's s = 1): lambda_s = −∞, exp(−h) = 0, first order
+            return (sigma_t / sigma_s) * sample + alpha_t * clean, clean
         lambda_s, lambda_t = math.log(alpha_s / sigma_s), math.log(alpha_t / sigma_t)
         h = lambda_t - lambda_s
         estimate = clean
@@ -108,3 +110,34 @@ class DPMSolverMultistepScheduler(Scheduler):
             estimate = (1.0 + half_over_r) * clean - half_over_r * clean_prev
         self._previous = (lambda_s, clean)
         return (sigma_t / sigma_s) * sample - (alpha_t * math.expm1(-h)) * estimate, clean
+
+
+class FlowDPMSolverScheduler(DPMSolverMultistepScheduler):
+    """DPM-Solver++(2M) for rectified-flow models (``noise.kind=rflow``).
+
+    ``x_s = (1 − s)·x0 + s·noise`` (``s = t / T``) is a diffusion with ``alpha = 1 − s`` and ``sigma = s``, and the
+    predicted velocity ``v = x0 − noise`` gives the clean prediction ``x0 = x_s + s·v``, so the same solver applies.
+    Timesteps are evenly spaced in s, as MONAI's ``RFlowScheduler`` spaces them: T, T·(1 − 1/n), …, T/n, then clean.
+    The first step (from pure noise, lambda = −∞) is first order.
+    """
+
+    def __init__(self, num_train_timesteps: int = 1000) -> None:
+        super().__init__(num_train_timesteps)
+        self.prediction_type = "flow"
+
+    def set_timesteps(self, num_inference_steps: int, device: str | torch.device | None = None) -> None:
+        """Use ``num_inference_steps`` model calls at s = 1, 1 − 1/n, …, 1/n; forgets any earlier trajectory."""
+        if not 1 <= num_inference_steps <= self.num_train_timesteps:
+            raise ValueError(f"num_inference_steps={num_inference_steps}: expected 1..{self.num_train_timesteps}")
+        self.num_inference_steps = num_inference_steps
+        spaced = [round(self.num_train_timesteps * (1 - i / num_inference_steps)) for i in range(num_inference_steps)]
+        self.timesteps = torch.tensor(spaced, dtype=torch.long, device=device)
+        self._index = 0
+        self._previous = None
+
+    def _alpha_sigma(self, timestep: int) -> tuple[float, float]:
+        s = timestep / self.num_train_timesteps
+        return 1.0 - s, s
+
+    def _clean(self, model_output: torch.Tensor, sample: torch.Tensor, alpha: float, sigma: float) -> torch.Tensor:
+        return sample + sigma * model_output

@@ -131,6 +131,9 @@ def test_rectified_flow_stage_and_sampler(mask_models, run_nph, tmp_path):
     assert result.status == 0, result.err
     masks = _sample(run_nph, models, tmp_path / "masks", "n=2", "sampler=rflow")
     assert set(np.unique(masks.label(masks.case_ids[0]).data)) <= set(LABEL_IDS)
+    default = _sample(run_nph, models, tmp_path / "default", "n=2")  # DPM-Solver++ on the flow's alpha/sigma
+    assert default.manifest["sampler"].tolist() == ["dpmpp_2m"] * 2
+    assert set(np.unique(default.label(default.case_ids[0]).data)) <= set(LABEL_IDS)
     refused = run_nph("sample-masks", f"models={models}", f"out={tmp_path / 'x'}", "sampler=ddim", "experiment=tiny")
     assert refused.status == 2 and "trained with rectified flow" in refused.err
     assert not (tmp_path / "x").exists()

@@ -11,11 +11,12 @@ import math
 
 import pytest
 import torch
+from monai.networks.schedulers import RFlowScheduler
 
 from nph.errors import InputError
 from nph.models.noise import build_scheduler
 from nph.sampling.diffusion import initial_noise, sample_latents
-from nph.sampling.dpm_solver import DPMSolverMultistepScheduler
+from nph.sampling.dpm_solver import DPMSolverMultistepScheduler, FlowDPMSolverScheduler
 
 SHAPE = (2, 4, 4, 4)
 MU = torch.linspace(-1.0, 1.0, math.prod(SHAPE), dtype=torch.float64).reshape(SHAPE).float()
@@ -23,9 +24,13 @@ SD = torch.linspace(0.05, 1.5, math.prod(SHAPE), dtype=torch.float64).flip(0).re
 DDPM = {"kind": "ddpm", "num_train_timesteps": 1000}
 
 
+def _flow(scheduler) -> bool:
+    return isinstance(scheduler, (RFlowScheduler, FlowDPMSolverScheduler))
+
+
 def _ab(scheduler, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(a, b) of x_t = a·x0 + b·noise at timesteps ``t`` (B,), shaped to broadcast over (B, C, X, Y, Z)."""
-    if getattr(scheduler, "alphas_cumprod", None) is None:  # rectified flow: x_t = (1 − s)·x0 + s·noise
+    if _flow(scheduler):  # rectified flow: x_t = (1 − s)·x0 + s·noise
         s = (t.double() / scheduler.num_train_timesteps)[:, None, None, None, None]
         return 1 - s, s
     cumprod = scheduler.alphas_cumprod.double()[t.long()][:, None, None, None, None]
@@ -55,7 +60,7 @@ def exact_ode_end(scheduler, x_start: torch.Tensor) -> torch.Tensor:
     mu, var = MU.double(), SD.double() ** 2
     a, b = _ab(scheduler, scheduler.timesteps[:1].expand(x_start.shape[0]))
     z = (x_start.double() - a * mu) / (a**2 * var + b**2).sqrt()
-    if getattr(scheduler, "alphas_cumprod", None) is None:
+    if _flow(scheduler):
         return (mu + var.sqrt() * z).float()
     a, b = _ab(scheduler, torch.zeros(x_start.shape[0]))
     x_end = a * mu + (a**2 * var + b**2).sqrt() * z
@@ -99,6 +104,14 @@ def test_rectified_flow_few_steps_against_the_exact_ode_solution():
     assert 1.5 < errors[10] / errors[20] < 2.5, errors  # Euler: first order
 
 
+def test_dpm_solver_on_rectified_flow_is_a_few_step_sampler():
+    errors = {steps: _run({"kind": "rflow"}, "rflow", "dpmpp_2m", steps)[0] for steps in (10, 20, 40)}
+    euler = {steps: _run({"kind": "rflow"}, "rflow", "rflow", steps)[0] for steps in (10, 20)}
+    # measured: 0.087, 0.035, 0.008 (second order) against Euler's 0.40 and 0.21
+    assert errors[10] < 0.3 * euler[10] and errors[20] < 0.3 * euler[20], (errors, euler)
+    assert errors[40] < 0.015 and errors[20] / errors[40] > 3.0, errors
+
+
 def test_dpm_solver_refuses_out_of_order_steps_and_bad_settings():
     scheduler = DPMSolverMultistepScheduler(1000, "scaled_linear_beta", beta_start=0.0015, beta_end=0.0205)
     scheduler.set_timesteps(5)
@@ -109,8 +122,8 @@ def test_dpm_solver_refuses_out_of_order_steps_and_bad_settings():
         scheduler.set_timesteps(0)
     with pytest.raises(ValueError, match="prediction_type=sample"):
         DPMSolverMultistepScheduler(prediction_type="sample")
-    with pytest.raises(InputError, match="trained with rectified flow"):
-        build_scheduler({"kind": "rflow"}, "dpmpp_2m")
+    with pytest.raises(InputError, match="trained with rectified flow; use sampler=rflow or dpmpp_2m"):
+        build_scheduler({"kind": "rflow"}, "ddim")
 
 
 def test_dpm_solver_with_one_step_is_the_clean_prediction():
