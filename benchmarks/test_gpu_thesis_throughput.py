@@ -21,11 +21,12 @@ import torch
 import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from nph.data.labels import NUM_CLASSES
 from nph.models.image_ae import build_image_ae, downsampling_of
 from nph.models.image_dm import build_image_dm
 from nph.models.mask_ae import build_mask_ae
-from nph.models.mask_dm import CONTEXT_DIM, build_mask_unet
+from nph.models.mask_dm import build_mask_unet
+from nph.sampling.cost import pair_flops
+from nph.sampling.defaults import DEFAULT, SamplingSettings
 from nph.sampling.masks import MaskModel, sample_mask_batch
 from nph.sampling.pairing import ImageModel, paint_images
 from nph.seeds import image_seed, sample_seed
@@ -83,12 +84,31 @@ def build_models(config: Path, device: torch.device) -> tuple[MaskModel, ImageMo
     return masks, images
 
 
-def sample_pairs(masks: MaskModel, images: ImageModel, batch: int, steps: int = STEPS) -> np.ndarray:
-    """One batch through the generate path's two sampling calls; returns the images (B, X, Y, Z)."""
+def sample_pairs(
+    masks: MaskModel, images: ImageModel, batch: int, steps: int = STEPS, settings: SamplingSettings | None = None
+) -> np.ndarray:
+    """One batch through the generate path's two sampling calls; returns the images (B, X, Y, Z).
+
+    ``settings`` defaults to DDIM ``steps`` steps, guidance 3 on every step (the pre-issue-15 default).
+    """
+    chosen = settings or SamplingSettings("ddim", steps, GUIDANCE)
     seeds = [sample_seed(SEED, i) for i in range(batch)]
-    labels = sample_mask_batch(masks, seeds, [CONDITION] * batch, guidance=GUIDANCE, sampler="ddim", steps=steps)
+    labels = sample_mask_batch(
+        masks,
+        seeds,
+        [CONDITION] * batch,
+        guidance=chosen.guidance,
+        sampler=chosen.sampler,
+        steps=chosen.steps,
+        guidance_interval=chosen.guidance_interval,
+    )
     return paint_images(
-        images, labels, [image_seed(SEED, i) for i in range(batch)], sampler="ddim", steps=steps, batch_size=batch
+        images,
+        labels,
+        [image_seed(SEED, i) for i in range(batch)],
+        sampler=chosen.sampler,
+        steps=chosen.steps,
+        batch_size=batch,
     )
 
 
@@ -103,36 +123,10 @@ def flops_per_sample(masks: MaskModel, images: ImageModel, steps: int = STEPS) -
 
 
 def network_flops(config: Path, steps: int = STEPS) -> dict[str, float]:
-    """FLOPs per sample of each network at ``steps`` steps (guided mask U-Net: 2 passes), counted on meta tensors.
-
-    Needs neither memory nor a GPU, so the thesis-size cost can be known on any machine.
-    """
-    cfg = yaml.safe_load(config.read_text())
-    shape = [int(s) for s in cfg["grid"]["shape"]]
-    mask_net, image_net = cfg["mask_ae"]["network"], cfg["image_ae"]["network"]
-    mask_latent, image_latent = int(mask_net["latent_channels"]), int(image_net["latent_channels"])
-
-    def count(call: Any) -> float:
-        with torch.device("meta"), torch.inference_mode(), FlopCounterMode(display=False) as counter:
-            call()
-        return float(counter.get_total_flops())
-
-    with torch.device("meta"):
-        mask_ae, image_ae = build_mask_ae(mask_net), build_image_ae(image_net)
-        mask_unet = build_mask_unet(cfg["mask_dm"]["network"], mask_latent)
-        image_unet = build_image_dm(cfg["image_dm"]["network"], image_latent)
-    mask_z = (1, mask_latent, *(s // mask_ae.downsampling for s in shape))
-    image_z = (1, image_latent, *(s // downsampling_of(image_net) for s in shape))
-    seg = (1, NUM_CLASSES, *shape)
-    passes = 2 if GUIDANCE != 1.0 else 1
-    context = torch.zeros(1, 1, CONTEXT_DIM, device="meta")
-    mask_step = count(lambda: mask_unet(torch.zeros(mask_z), timesteps=torch.ones(1), context=context))
-    return {
-        "mask_unet": steps * passes * mask_step,
-        "mask_decoder": count(lambda: mask_ae.decode(torch.zeros(mask_z))),
-        "image_unet": steps * count(lambda: image_unet(torch.zeros(image_z), torch.ones(1), torch.zeros(seg))),
-        "image_decoder": count(lambda: image_ae.decode_stage_2_outputs(torch.zeros(image_z), torch.zeros(seg))),
-    }
+    """FLOPs per sample of each network at DDIM ``steps`` steps, guidance 3 (mask U-Net: 2 passes per step),
+    counted on meta tensors by :func:`nph.sampling.cost.pair_flops` (needs neither memory nor a GPU)."""
+    flops = pair_flops(yaml.safe_load(config.read_text()), SamplingSettings("ddim", steps, GUIDANCE))
+    return {network: value for network, value in flops.items() if network != "total"}
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +179,42 @@ def test_thesis_samples_per_second(
     assert out.shape == (batch, *images.shape) and np.isfinite(out).all()  # type: ignore[misc]
     # the end-to-end count (on the GPU, bf16) agrees with the per-network count on meta tensors
     assert thesis_flops == pytest.approx(sum(network_flops(THESIS).values()), rel=0.1)
+
+
+def counted_flops(masks: MaskModel, images: ImageModel, settings: SamplingSettings) -> float:
+    """Model FLOPs of one whole sample (batch 1) at ``settings``, counted while it runs."""
+    with FlopCounterMode(display=False) as counter:
+        sample_pairs(masks, images, 1, settings=settings)
+    return float(counter.get_total_flops())
+
+
+@pytest.mark.parametrize("batch", [8, 32])
+def test_default_sampler_samples_per_second(benchmark: Any, batch: int, record_figures: Any) -> None:
+    """Samples/s and MFU of the default sampler (nph.sampling.defaults.DEFAULT) at thesis size, eager."""
+    masks, images = build_models(THESIS, torch.device("cuda"))
+    flops = counted_flops(masks, images, DEFAULT)
+    seconds: list[float] = []
+
+    def one_batch() -> np.ndarray:
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = sample_pairs(masks, images, batch, settings=DEFAULT)
+        torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - start)
+        return out
+
+    out = benchmark.pedantic(one_batch, rounds=3, warmup_rounds=1, iterations=1)
+    per_second = batch / float(np.median(seconds[1:]))
+    figures = {
+        "device": torch.cuda.get_device_name(0),
+        "settings": str(DEFAULT),
+        "batch": batch,
+        "samples_per_s": per_second,
+        "tflop_per_sample": flops / 1e12,
+        "mfu": flops * per_second / PEAK_FLOPS,
+        "h100_hours_per_100k": 1e5 / per_second / 3600,
+    }
+    benchmark.extra_info.update(figures)
+    record_figures(figures)
+    assert out.shape == (batch, *images.shape) and np.isfinite(out).all()  # type: ignore[misc]
+    assert flops == pytest.approx(pair_flops(yaml.safe_load(THESIS.read_text()), DEFAULT)["total"], rel=0.1)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nph.errors import InputError
 
-__all__ = ["flag", "integer", "number", "optional_path", "path", "plain"]
+__all__ = ["flag", "guidance_interval", "integer", "number", "optional_path", "path", "plain"]
 
 
 def plain(cfg: DictConfig, key: str) -> Any:
@@ -83,3 +83,13 @@ def torch_device(cfg: DictConfig, key: str = "device") -> Any:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"{key}={name}: this machine has no CUDA GPU (use {key}=auto or cpu)")
     return device
+
+
+def guidance_interval(cfg: DictConfig, key: str = "guidance_interval") -> tuple[float, float] | None:
+    """``null`` or ``[t_lo, t_hi]`` (noise levels, 0 ≤ t_lo ≤ t_hi ≤ 1), else one clear line naming the key."""
+    from nph.sampling.diffusion import check_guidance_interval
+
+    value = plain(cfg, key)
+    if value is not None and not isinstance(value, (list, tuple)):
+        raise InputError(f"{key}={value!r}: expected null or [t_lo, t_hi] (noise levels in [0, 1])")
+    return check_guidance_interval(value)

@@ -25,6 +25,7 @@ __all__ = [
     "contrast_error",
     "label_means",
     "ms_ssim_diversity",
+    "ms_ssim_paired",
     "reconstruction_l1",
     "reconstruction_ssim",
     "ventricle_contrast",
@@ -33,8 +34,10 @@ __all__ = [
 VENTRICLE_INDICES: tuple[int, ...] = tuple(i for i, label in enumerate(LABELS) if label.id in VENTRICLE_IDS)
 #: Cerebral white matter, cortex and deep grey matter: the tissue the ventricles are seen against.
 PARENCHYMA_INDICES: tuple[int, ...] = tuple(
-    i for i, label in enumerate(LABELS)
-    if label.group in (TissueGroup.WHITE_MATTER, TissueGroup.CORTEX, TissueGroup.DEEP_GREY))
+    i
+    for i, label in enumerate(LABELS)
+    if label.group in (TissueGroup.WHITE_MATTER, TissueGroup.CORTEX, TissueGroup.DEEP_GREY)
+)
 _KERNEL = 7
 _MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -105,6 +108,17 @@ def _ms_ssim_metric(shape: Sequence[int]) -> MultiScaleSSIMMetric:
             break
     weights = np.asarray(_MS_WEIGHTS[:scales]) / np.sum(_MS_WEIGHTS[:scales])
     return MultiScaleSSIMMetric(spatial_dims=3, data_range=1.0, kernel_size=_KERNEL, weights=tuple(weights.tolist()))
+
+
+def ms_ssim_paired(samples: torch.Tensor | npt.NDArray, references: torch.Tensor | npt.NDArray) -> float:
+    """Mean MS-SSIM of each sample with its reference (both (B, X, Y, Z) in [0, 1]): how close two samplers'
+    images of the same label maps and noise are."""
+    first, second = (torch.as_tensor(v).detach().float().cpu().clamp(0, 1) for v in (samples, references))
+    if first.shape != second.shape or first.ndim != 4:
+        raise ValueError(
+            f"ms_ssim_paired: shapes {tuple(first.shape)} and {tuple(second.shape)}; need equal (B, X, Y, Z)"
+        )
+    return float(torch.as_tensor(_ms_ssim_metric(first.shape[1:])(first[:, None], second[:, None])).mean())
 
 
 def ms_ssim_diversity(samples: torch.Tensor | npt.NDArray, max_pairs: int = 16) -> float:

@@ -1,7 +1,7 @@
 """Noise schedules of the diffusion models: MONAI schedulers built from config, and the training target.
 
-``kind`` is ``ddpm`` (epsilon or v prediction, DDPM/DDIM sampling) or ``rflow`` (rectified flow,
-velocity ``x0 - noise``, RFlow sampling).
+``kind`` is ``ddpm`` (epsilon or v prediction; DDPM, DDIM or DPM-Solver++(2M) sampling) or ``rflow``
+(rectified flow, velocity ``x0 - noise``; RFlow (Euler) or DPM-Solver++(2M) sampling).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import torch
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler, RFlowScheduler
 
 from nph.errors import InputError
+from nph.sampling.dpm_solver import DPMSolverMultistepScheduler, FlowDPMSolverScheduler
 
 __all__ = ["AnyScheduler", "NoiseKind", "Prediction", "build_scheduler", "noisy_input_and_target"]
 
-AnyScheduler = DDPMScheduler | DDIMScheduler | RFlowScheduler
+AnyScheduler = DDPMScheduler | DDIMScheduler | DPMSolverMultistepScheduler | RFlowScheduler
 
 
 class NoiseKind(str, Enum):
@@ -40,26 +41,38 @@ def _check(noise: Mapping[str, Any]) -> tuple[NoiseKind, Prediction]:
 
 
 def build_scheduler(noise: Mapping[str, Any], sampler: str | None = None) -> AnyScheduler:
-    """The scheduler for training (``sampler=None``) or for sampling with ``ddpm``/``ddim``/``rflow``."""
+    """The scheduler for training (``sampler=None``) or for sampling with ``ddpm``/``ddim``/``dpmpp_2m``/``rflow``."""
     kind, prediction = _check(noise)
     steps = int(noise.get("num_train_timesteps", 1000))
     if kind is NoiseKind.RFLOW:
+        if sampler == "dpmpp_2m":
+            return FlowDPMSolverScheduler(num_train_timesteps=steps)
         if sampler not in (None, "rflow"):
-            raise InputError(f"sampler={sampler}: this model was trained with rectified flow; use sampler=rflow")
+            raise InputError(
+                f"sampler={sampler}: this model was trained with rectified flow; use sampler=rflow or dpmpp_2m"
+            )
         return RFlowScheduler(num_train_timesteps=steps, use_discrete_timesteps=False, sample_method="uniform")
     if sampler == "rflow":
-        raise InputError("sampler=rflow: this model was trained with DDPM noise; use sampler=ddim or ddpm")
-    betas = {"schedule": noise.get("schedule", "scaled_linear_beta"),
-             "beta_start": float(noise.get("beta_start", 0.0015)), "beta_end": float(noise.get("beta_end", 0.0205))}
+        raise InputError("sampler=rflow: this model was trained with DDPM noise; use sampler=ddim, dpmpp_2m or ddpm")
+    betas = {
+        "schedule": noise.get("schedule", "scaled_linear_beta"),
+        "beta_start": float(noise.get("beta_start", 0.0015)),
+        "beta_end": float(noise.get("beta_end", 0.0205)),
+    }
     if sampler == "ddim":
         return DDIMScheduler(num_train_timesteps=steps, clip_sample=False, prediction_type=prediction.value, **betas)
+    if sampler == "dpmpp_2m":
+        return DPMSolverMultistepScheduler(num_train_timesteps=steps, prediction_type=prediction.value, **betas)
     if sampler not in (None, "ddpm"):
-        raise InputError(f"sampler={sampler}: expected ddim, ddpm or rflow")
+        raise InputError(f"sampler={sampler}: expected ddim, dpmpp_2m, ddpm or rflow")
     return DDPMScheduler(num_train_timesteps=steps, clip_sample=False, prediction_type=prediction.value, **betas)
 
 
-def noisy_input_and_target(scheduler: AnyScheduler, noise_cfg: Mapping[str, Any], x0: torch.Tensor,
-                           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def noisy_input_and_target(
+    scheduler: AnyScheduler,
+    noise_cfg: Mapping[str, Any],
+    x0: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Draw timesteps and noise (global RNG, seeded per step by the engine); return (x_t, t, target)."""
     _, prediction = _check(noise_cfg)
     noise = torch.randn_like(x0)

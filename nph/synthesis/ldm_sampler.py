@@ -12,6 +12,8 @@ import torch
 
 from nph.data.labels import contiguous_to_ids, ids_to_contiguous
 from nph.errors import InputError
+from nph.sampling.defaults import DEFAULT
+from nph.sampling.diffusion import Interval, check_guidance_interval, interval_text
 from nph.sampling.masks import load_mask_model, sample_mask_batch
 from nph.sampling.pairing import load_image_model, paint_images
 from nph.seeds import image_seed
@@ -25,28 +27,60 @@ log = logging.getLogger(__name__)
 class LdmPairSampler:
     """Mask LDM → image LDM on the grid both were trained on; ``provenance`` carries the four bundle digests."""
 
-    def __init__(self, models: str | Path, *, seed: int, guidance: float, sampler: str = "ddim", steps: int = 50,
-                 device: torch.device | None = None) -> None:
+    def __init__(
+        self,
+        models: str | Path,
+        *,
+        seed: int,
+        guidance: float = DEFAULT.guidance,
+        sampler: str = DEFAULT.sampler,
+        steps: int = DEFAULT.steps,
+        guidance_interval: Interval = DEFAULT.guidance_interval,
+        device: torch.device | None = None,
+    ) -> None:
+        self.guidance_interval = check_guidance_interval(guidance_interval)
         device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.masks = load_mask_model(models, device)
         self.images = load_image_model(models, device)
         mask_shape = tuple(int(s) for s in self.masks.meta["shape"])
         if self.images.shape is not None and tuple(self.images.shape) != mask_shape:
-            raise InputError(f"{models}: the image model's grid {self.images.shape} differs from the mask model's "
-                             f"{mask_shape}; train both on the same experiment")
+            raise InputError(
+                f"{models}: the image model's grid {self.images.shape} differs from the mask model's "
+                f"{mask_shape}; train both on the same experiment"
+            )
         self.affine = np.asarray(self.masks.meta["affine"], dtype=np.float64)
         self.seed, self.guidance, self.sampler, self.steps = seed, guidance, sampler, steps
         self.provenance: dict[str, Any] = {**self.masks.digests, **self.images.digests}
 
     def sample(self, requests: Sequence[SampleRequest]) -> list[SyntheticPair]:
         conditions = [r.condition for r in requests]
-        contiguous = sample_mask_batch(self.masks, [r.noise_seed for r in requests], conditions,
-                                       guidance=self.guidance, sampler=self.sampler, steps=self.steps)
+        contiguous = sample_mask_batch(
+            self.masks,
+            [r.noise_seed for r in requests],
+            conditions,
+            guidance=self.guidance,
+            sampler=self.sampler,
+            steps=self.steps,
+            guidance_interval=self.guidance_interval,
+        )
         label_ids = [contiguous_to_ids(volume) for volume in contiguous]
         # Decoded masks are already contiguous; the round trip through ids validates the label set.
         indices = np.stack([ids_to_contiguous(ids) for ids in label_ids])
-        images = paint_images(self.images, indices, [image_seed(self.seed, r.index) for r in requests],
-                              sampler=self.sampler, steps=self.steps, batch_size=len(requests))
-        extra = {"guidance": self.guidance, "sampler": self.sampler, "steps": self.steps}
-        return [SyntheticPair(ids, image, {**extra, "requested_fraction": self.masks.fraction_of(r.condition)})
-                for ids, image, r in zip(label_ids, images, requests, strict=True)]
+        images = paint_images(
+            self.images,
+            indices,
+            [image_seed(self.seed, r.index) for r in requests],
+            sampler=self.sampler,
+            steps=self.steps,
+            batch_size=len(requests),
+        )
+        extra = {
+            "guidance": self.guidance,
+            "sampler": self.sampler,
+            "steps": self.steps,
+            "guidance_interval": interval_text(self.guidance_interval),
+        }
+        return [
+            SyntheticPair(ids, image, {**extra, "requested_fraction": self.masks.fraction_of(r.condition)})
+            for ids, image, r in zip(label_ids, images, requests, strict=True)
+        ]

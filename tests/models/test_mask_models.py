@@ -106,7 +106,7 @@ def test_rflow_target_is_data_minus_noise():
 
 @pytest.mark.parametrize(("noise", "sampler", "message"), [
     (DDPM, "rflow", "trained with DDPM noise"), ({"kind": "rflow"}, "ddim", "trained with rectified flow"),
-    (DDPM, "euler", "expected ddim, ddpm or rflow"), ({"kind": "vp"}, None, "kind: ddpm|rflow"),
+    (DDPM, "euler", "expected ddim, dpmpp_2m, ddpm or rflow"), ({"kind": "vp"}, None, "kind: ddpm|rflow"),
 ])
 def test_scheduler_choice_errors(noise, sampler, message):
     with pytest.raises(InputError, match=message):

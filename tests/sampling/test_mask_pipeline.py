@@ -82,8 +82,16 @@ def test_realised_ventricle_size_follows_the_request(mask_models, run_nph, tmp_p
     # The bar: Pearson r > 0.5 between requested and realised size. experiment=tiny reached r = 0.91-0.97
     # (two seeds each of autoencoder, DM and sampling; see README), so a pass is not luck; the bin means must rise too.
     masks = tmp_path / "masks"
-    _sample(run_nph, mask_models / "models", masks, "n=20", "seed=0", "guidance=3.0", "batch_size=10",
-            "condition=[0.0,0.25,0.5,0.75,1.0]")
+    _sample(
+        run_nph,
+        mask_models / "models",
+        masks,
+        "n=20",
+        "seed=0",
+        "guidance=3.0",
+        "batch_size=10",
+        "condition=[0.0,0.25,0.5,0.75,1.0]",
+    )
     report = _fidelity(run_nph, masks)
     means = [b["mean_realised"] for b in report["bins"]]
     assert report["pearson_r"] > 0.5 and report["spearman_rho"] > 0.5, report
@@ -94,8 +102,16 @@ def test_guidance_pushes_the_size_further_in_the_asked_direction(mask_models, ru
     spread = {}
     for guidance in ("1.0", "3.0"):
         masks = tmp_path / f"g{guidance}"
-        _sample(run_nph, mask_models / "models", masks, "n=8", "seed=3", f"guidance={guidance}", "batch_size=8",
-                "condition=[0.0,1.2]")
+        _sample(
+            run_nph,
+            mask_models / "models",
+            masks,
+            "n=8",
+            "seed=3",
+            f"guidance={guidance}",
+            "batch_size=8",
+            "condition=[0.0,1.2]",
+        )
         report = _fidelity(run_nph, masks)
         spread[guidance] = report["extrapolation"]["mean_realised"] - report["bins"][0]["mean_realised"]
     assert spread["1.0"] > 0.1 and spread["3.0"] > spread["1.0"] + 0.1, spread  # measured: 0.17 → 0.69
@@ -106,8 +122,10 @@ def test_condition_and_guidance_reach_the_samples_and_fidelity_is_reported(mask_
     low = _sample(run_nph, models, tmp_path / "low", "n=4", "seed=3", "condition=0.0", "guidance=3.0")
     high = _sample(run_nph, models, tmp_path / "high", "n=4", "seed=3", "condition=1.2", "guidance=3.0")
     plain = _sample(run_nph, models, tmp_path / "plain", "n=4", "seed=3", "condition=1.2", "guidance=1.0")
-    volumes = {name: np.stack([d.label(c).data for c in d.case_ids]) for name, d in
-               (("low", low), ("high", high), ("plain", plain))}
+    volumes = {
+        name: np.stack([d.label(c).data for c in d.case_ids])
+        for name, d in (("low", low), ("high", high), ("plain", plain))
+    }
     assert (volumes["low"] != volumes["high"]).mean() > 1e-3
     assert (volumes["high"] != volumes["plain"]).mean() > 1e-4
     masks = tmp_path / "masks"
@@ -126,11 +144,22 @@ def test_condition_and_guidance_reach_the_samples_and_fidelity_is_reported(mask_
 def test_rectified_flow_stage_and_sampler(mask_models, run_nph, tmp_path):
     models = tmp_path / "models"
     shutil.copytree(mask_models / "models/mask_ae", models / "mask_ae")
-    result = run_nph("train", "stage=mask_dm", f"data={mask_models / 'data'}", f"models={models}", *GRID,
-                     "mask_dm.noise.kind=rflow", "mask_dm.train.max_steps=5", "wandb.mode=disabled")
+    result = run_nph(
+        "train",
+        "stage=mask_dm",
+        f"data={mask_models / 'data'}",
+        f"models={models}",
+        *GRID,
+        "mask_dm.noise.kind=rflow",
+        "mask_dm.train.max_steps=5",
+        "wandb.mode=disabled",
+    )
     assert result.status == 0, result.err
     masks = _sample(run_nph, models, tmp_path / "masks", "n=2", "sampler=rflow")
     assert set(np.unique(masks.label(masks.case_ids[0]).data)) <= set(LABEL_IDS)
+    default = _sample(run_nph, models, tmp_path / "default", "n=2")  # DPM-Solver++ on the flow's alpha/sigma
+    assert default.manifest["sampler"].tolist() == ["dpmpp_2m"] * 2
+    assert set(np.unique(default.label(default.case_ids[0]).data)) <= set(LABEL_IDS)
     refused = run_nph("sample-masks", f"models={models}", f"out={tmp_path / 'x'}", "sampler=ddim", "experiment=tiny")
     assert refused.status == 2 and "trained with rectified flow" in refused.err
     assert not (tmp_path / "x").exists()
@@ -143,10 +172,12 @@ def test_sampling_bad_input(mask_models, run_nph, tmp_path):
     again = run_nph("sample-masks", f"models={models}", f"out={existing.paths.root}", "experiment=tiny")
     assert again.status == 2 and "already holds a dataset" in again.err
     assert existing.paths.manifest.read_bytes() == before
-    cases = [(["models=" + str(tmp_path / "none")], "mask_ae/meta.json: missing"),
-             (["models=" + str(models), "sampler=ddpm", "steps=0"], "each must be >= 1"),
-             (["models=" + str(models), "sampler=rflow"], "trained with DDPM noise"),
-             (["models=" + str(models), "n=two"], "n: expected a whole number")]
+    cases = [
+        (["models=" + str(tmp_path / "none")], "mask_ae/meta.json: missing"),
+        (["models=" + str(models), "sampler=ddpm", "steps=0"], "each must be >= 1"),
+        (["models=" + str(models), "sampler=rflow"], "trained with DDPM noise"),
+        (["models=" + str(models), "n=two"], "n: expected a whole number"),
+    ]
     for args, message in cases:
         result = run_nph("sample-masks", *args, f"out={tmp_path / 'bad'}", "experiment=tiny")
         errors = [line for line in result.err.splitlines() if "error:" in line]
@@ -170,11 +201,13 @@ def test_mismatched_or_corrupt_bundles_are_refused(mask_models, run_nph, tmp_pat
 
 def test_train_bad_input(mask_models, run_nph, tmp_path):
     data = mask_models / "data"
-    cases = [(["stage=mask_xx", f"data={data}"], "stage=mask_xx: expected one of"),
-             (["stage=mask_dm", f"data={data}"], "mask_ae/meta.json: missing"),
-             (["stage=mask_ae", f"data={tmp_path / 'nothing'}"], "dataset.json: missing"),
-             (["stage=mask_ae", f"data={data}", "+mask_ae.train.lr_max=1"], "unknown key(s) ['lr_max']"),
-             (["stage=mask_ae", f"data={data}", "mask_ae.network.channels=[8,8,8,8,8,8]"], "not divisible")]
+    cases = [
+        (["stage=mask_xx", f"data={data}"], "stage=mask_xx: expected one of"),
+        (["stage=mask_dm", f"data={data}"], "mask_ae/meta.json: missing"),
+        (["stage=mask_ae", f"data={tmp_path / 'nothing'}"], "dataset.json: missing"),
+        (["stage=mask_ae", f"data={data}", "+mask_ae.train.lr_max=1"], "unknown key(s) ['lr_max']"),
+        (["stage=mask_ae", f"data={data}", "mask_ae.network.channels=[8,8,8,8,8,8]"], "not divisible"),
+    ]
     for args, message in cases:
         result = run_nph("train", *args, f"models={tmp_path / 'models'}", *GRID, "wandb.mode=disabled")
         assert result.status == 2 and message in result.err, result.err

@@ -1,9 +1,10 @@
 """Sample label maps with a requested ventricle size from models/mask_ae + models/mask_dm.
 
-    nph sample-masks models=DIR n=N out=DIR seed=S condition=0.5|[0,0.5,1.2] guidance=2.0 [sampler=ddim steps=50]
+    nph sample-masks models=DIR n=N out=DIR seed=S condition=0.5|[0,0.5,1.2]
+        [guidance=3.0 guidance_interval=[0.2,0.9] sampler=dpmpp_2m steps=12 | sampling=ddim50]
 
 Writes a labelled dataset folder of masks (no images) whose manifest records seed, index, requested
-condition, guidance and the realised ventricle fraction of every mask.
+condition, guidance (scale and interval), sampler, steps and the realised ventricle fraction of every mask.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from nph.cli.options import guidance_interval
 from nph.errors import InputError
 from nph.sampling.masks import sample_masks
 
@@ -29,8 +31,17 @@ def run(cfg: DictConfig) -> None:
             raise InputError(f"{key}: expected a whole number, got {cfg[key]!r}")
     if not isinstance(cfg.guidance, (int, float)) or isinstance(cfg.guidance, bool):
         raise InputError(f"guidance: expected a number, got {cfg.guidance!r}")
-    manifest = sample_masks(Path(str(cfg.models)), Path(str(cfg.out)), cfg.n, cfg.seed, condition,  # type: ignore[arg-type]
-                            guidance=float(cfg.guidance), sampler=str(cfg.sampler), steps=cfg.steps,
-                            batch_size=cfg.batch_size)
+    manifest = sample_masks(
+        Path(str(cfg.models)),
+        Path(str(cfg.out)),
+        cfg.n,
+        cfg.seed,
+        condition,  # type: ignore[arg-type]
+        guidance=float(cfg.guidance),
+        sampler=str(cfg.sampler),
+        steps=cfg.steps,
+        guidance_interval=guidance_interval(cfg),
+        batch_size=cfg.batch_size,
+    )
     fraction = manifest["ventricle_fraction"] * 100.0
     log.info("%s: %d masks, ventricles %.1f–%.1f %% of ICV", cfg.out, len(manifest), fraction.min(), fraction.max())
