@@ -9,6 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from nph.cli.config import compose_config
+from nph.sampling.defaults import DEFAULT
 from nph.synthesis.conditions import ConditionKind, ConditionSpec, bucket_centres, draw_condition
 
 TRAIN = ["stage=image_ae", "data=/d", "models=/m"]
@@ -62,7 +63,8 @@ def test_thesis_protocol_generation_settings_and_user_overrides_win() -> None:
     assert {k: cfg["conditions"][k] for k in ("kind", "low", "high", "width")} == {
         "kind": "buckets", "low": 0.05, "high": 1.0, "width": 0.1}
     nph = _plain("generate", GENERATE)
-    assert (nph["sampler"], nph["steps"], nph["guidance"], nph["conditions"]["kind"]) == ("ddim", 50, 3.0, "uniform")
+    assert (nph["sampler"], nph["steps"], nph["guidance"], nph["conditions"]["kind"]) == (
+        DEFAULT.sampler, DEFAULT.steps, DEFAULT.guidance, "uniform")
     assert _plain("generate", [*GENERATE, "protocol=thesis", "guidance=2.5"])["guidance"] == 2.5
 
 
