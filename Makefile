@@ -9,9 +9,19 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast lint format check-format typecheck bench clean-venv
+.PHONY: install install-samseg test test-fast lint format check-format typecheck bench clean-venv
 
 install: $(VENV)/.installed
+
+# SAMSEG (nph samseg) in its own venv: its wheel is CPython 3.11 and needs numpy < 2 (docs/samseg.md)
+SAMSEG_VENV ?= .venv-samseg
+SAMSEG_PYTHON ?= python3.11
+install-samseg: $(SAMSEG_VENV)/.installed
+
+$(SAMSEG_VENV)/.installed: requirements-samseg.lock
+	test -x $(SAMSEG_VENV)/bin/python || $(SAMSEG_PYTHON) -m venv $(SAMSEG_VENV)
+	$(SAMSEG_VENV)/bin/pip install --quiet -r requirements-samseg.lock
+	touch $@
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +30,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-test: install
+test: install install-samseg
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install

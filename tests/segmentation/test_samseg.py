@@ -1,0 +1,134 @@
+"""SAMSEG as a baseline: its label table, bad input, and a REAL run (make install-samseg) on a coarse phantom.
+
+The real run segments one phantom head at 4 mm (40×56×40 voxels), scores the ventricles against the phantom's
+truth, and checks resume: a rerun runs nothing; a new case is the only one run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nph.data.dataset import DatasetPaths, finalize, write_case
+from nph.data.labels import LABEL_IDS, VENTRICLE_IDS
+from nph.data.phantoms import make_phantom
+from nph.errors import InputError
+from nph.io.nifti import load_volume
+from nph.segmentation import samseg
+from nph.segmentation.samseg import NON_BRAIN_IDS, SamsegOptions, isotropic_grid, samseg_command, samseg_to_synthseg
+
+RUN_SAMSEG = samseg.REPO / ".venv-samseg" / "bin" / "run_samseg"
+#: Every class of SAMSEG's atlas (its compressionLookupTable.txt, 20Subjects_smoothing2_down2...):
+#: SynthSeg's 33 classes, vessel/choroid plexus, 5th ventricle, hypointensities, optic chiasm, then non-brain.
+SAMSEG_IDS = (*LABEL_IDS, 30, 31, 62, 63, 72, 77, 80, 85, *NON_BRAIN_IDS)
+
+
+def test_label_table_maps_every_samseg_class() -> None:
+    ids = np.asarray(SAMSEG_IDS).reshape(1, 1, -1)
+    left, right = np.full((1, 1, 3), 2), np.full((1, 1, 3), 41)  # hemispheres for the midline ids (77, 80, 85)
+    mapped = samseg_to_synthseg(np.concatenate([left, ids, right], axis=2))[0, 0, 3:-3]
+    table = dict(zip(SAMSEG_IDS, mapped.tolist(), strict=True))
+    assert all(table[i] == i for i in LABEL_IDS)  # the shared classes keep their ids
+    assert [table[i] for i in NON_BRAIN_IDS] == [0, 0, 0]  # skull, soft tissue, eye fluid: background
+    assert (table[30], table[62], table[31], table[63], table[72]) == (2, 41, 4, 43, 24)
+    assert {table[77], table[80], table[85]} <= {2, 41, 3, 42, 28, 60}
+    with pytest.raises(InputError, match=r"label ids \[999\]"):
+        samseg_to_synthseg(np.array([[[2, 999]]]))
+
+
+def test_table_covers_the_installed_atlas() -> None:
+    if not RUN_SAMSEG.is_file():
+        pytest.fail(f"{RUN_SAMSEG} missing: run `make install-samseg` (make test does)")
+    lut = next(
+        samseg.REPO.glob(".venv-samseg/lib/python3*/site-packages/samseg/atlas/20Subjects*/compressionLookupTable.txt")
+    )
+    atlas_ids = {int(line.split()[0]) for line in lut.read_text().splitlines() if line.strip()}
+    assert atlas_ids == set(SAMSEG_IDS)
+
+
+def test_command_env_and_grid(tmp_path: Path) -> None:
+    opts = SamsegOptions(threads=3, extra_args=("--pallidum-separate",))
+    assert samseg_command("/v/bin/run_samseg", tmp_path / "a.nii.gz", tmp_path / "o", opts) == [
+        "/v/bin/run_samseg",
+        "-i",
+        str(tmp_path / "a.nii.gz"),
+        "-o",
+        str(tmp_path / "o"),
+        "--threads",
+        "3",
+        "--pallidum-separate",
+    ]
+    env = samseg.samseg_env(
+        {"PATH": "/usr/bin", "PYTHONPATH": "/nph", "VIRTUAL_ENV": "/nph/.venv", "HOME": "/h"}, 2, "/v/bin/run_samseg"
+    )
+    assert env["PATH"] == "/v/bin:/usr/bin" and "PYTHONPATH" not in env and "VIRTUAL_ENV" not in env
+    assert env["OMP_NUM_THREADS"] == env["ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS"] == "2" and env["HOME"] == "/h"
+    volume = samseg.Volume(data=np.zeros((32, 48, 32), np.float32), affine=np.diag([5.0, 4.667, 5.0, 1.0]))
+    affine, shape = isotropic_grid(volume, 2.5)
+    assert shape == (64, 90, 64) and np.allclose(np.diag(affine), [2.5, 2.5, 2.5, 1.0])
+
+
+def _phantom_folder(root: Path, cases: dict[str, int], spacing: float = 4.0) -> Path:
+    paths = DatasetPaths(root)
+    shape = tuple(round(mm / spacing) for mm in (160, 224, 160))
+    rows = []
+    for case, seed in cases.items():
+        p = make_phantom(seed, shape=shape, spacing=(spacing,) * 3, enlargement=1.0, contrast="flair")
+        rows.append(write_case(paths, case, p.label_ids, p.affine, p.image, {"source": "phantom", "seed": seed}))
+    finalize(paths, rows, modality="FLAIR")
+    return root
+
+
+def test_missing_samseg_and_corrupt_image_exit_2(run_nph, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _phantom_folder(tmp_path / "data", {"case000": 1}, spacing=8.0)
+    out = tmp_path / "pred"
+    result = run_nph("samseg", f"input={data}", f"out={out}", f"executable={tmp_path / 'no' / 'run_samseg'}")
+    assert result.status == 2 and "run_samseg: no such file" in result.err and "make install-samseg" in result.err
+    monkeypatch.setattr(samseg, "REPO", tmp_path / "fresh-clone")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    result = run_nph("samseg", f"input={data}", f"out={out}")
+    assert result.status == 2 and "no run_samseg on PATH" in result.err and len(result.err.strip().splitlines()) == 1
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "broken.nii.gz").write_bytes(b"not a nifti file")
+    result = run_nph("samseg", f"input={images}", f"out={out}", "executable=/bin/false")
+    assert result.status == 2 and "broken.nii.gz: cannot read" in result.err
+    assert not out.exists()  # nothing written for refused input
+
+
+@pytest.mark.slow
+def test_samseg_runs_for_real_and_resumes(run_nph, tmp_path: Path) -> None:
+    if not RUN_SAMSEG.is_file():
+        pytest.fail(f"{RUN_SAMSEG} missing: run `make install-samseg` (make test does)")
+    data = _phantom_folder(tmp_path / "data", {"case000": 3})
+    out = tmp_path / "pred"
+    result = run_nph("samseg", f"input={data}", f"out={out}", "threads=2")
+    assert result.status == 0, result.err
+    truth = load_volume(data / "labelsTr" / "case000.nii.gz", integer=True)
+    pred = load_volume(out / "case000.nii.gz", integer=True)
+    assert pred.shape == truth.shape and np.allclose(pred.affine, truth.affine)
+    assert set(np.unique(pred.data)) <= set(LABEL_IDS)
+    true_v, pred_v = np.isin(truth.data, VENTRICLE_IDS), np.isin(pred.data, VENTRICLE_IDS)
+    dice = 2 * (true_v & pred_v).sum() / (true_v.sum() + pred_v.sum())
+    assert dice > 0.6, f"SAMSEG ventricle Dice {dice:.2f} on a 4 mm phantom"
+    assert json.loads((out / "labels.json").read_text())["scheme"] == "synthseg"
+    costs = pd.read_csv(out / "samseg_cases.csv")
+    assert list(costs["case_id"]) == ["case000"] and costs["seconds"].iloc[0] > 0
+    assert costs["samseg_shape"].iloc[0] == "40x56x40"
+
+    # resume: the finished case is never rerun (run_samseg replaced by /bin/false would fail if it were)
+    mtime = (out / "case000.nii.gz").stat().st_mtime_ns
+    assert run_nph("samseg", f"input={data}", f"out={out}", "executable=/bin/false").status == 0
+    assert (out / "case000.nii.gz").stat().st_mtime_ns == mtime
+    extra = _phantom_folder(tmp_path / "more", {"case001": 4})
+    for sub in ("imagesTr",):
+        for f in (extra / sub).iterdir():
+            shutil.copy(f, data / sub / f.name)
+    with pytest.raises(RuntimeError, match="SAMSEG case001 failed"):
+        run_nph("samseg", f"input={data}", f"out={out}", "executable=/bin/false")
+    assert (out / "case000.nii.gz").stat().st_mtime_ns == mtime and not (out / "case001.nii.gz").exists()
