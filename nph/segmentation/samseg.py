@@ -14,7 +14,7 @@ import logging
 import shutil
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from nph.io.atomic import write_json, write_text
 from nph.io.nifti import Volume, load_volume, save_volume, spacing_of
 from nph.segmentation.prediction import find_images, save_prediction
 from nph.segmentation.process import run_logged
+from nph.synthesis.shards import Shard, shard_indices
 
 __all__ = [
     "NON_BRAIN_IDS",
@@ -58,6 +59,9 @@ class SamsegOptions:
     threads: int = 1
     spacing_mm: float | None = None
     extra_args: tuple[str, ...] = ()  # SAMSEG's own flags, e.g. ("--pallidum-separate",) for FLAIR/T2
+    shard: Shard = field(default_factory=Shard)  # k/K: every K-th case from the k-th (a cluster array)
+    container: str | None = None  # Apptainer image with run_samseg on its PATH (containers/samseg.def)
+    container_runtime: str = "apptainer"
 
 
 def default_executable(env: Mapping[str, str]) -> str:
@@ -69,6 +73,18 @@ def default_executable(env: Mapping[str, str]) -> str:
     if not found:
         raise InputError(f"samseg: {local} not found and no run_samseg on PATH; {_INSTALL_HINT}")
     return found
+
+
+def _program(opts: SamsegOptions, env: Mapping[str, str], out_dir: Path) -> list[str]:
+    """What to run: the host's run_samseg, or ``apptainer exec --bind OUT IMAGE run_samseg``."""
+    if opts.container is None:
+        return [_resolve(opts, env)]
+    if not Path(opts.container).is_file():
+        raise InputError(f"container={opts.container}: no such image file (build it: make container CONTAINER=samseg)")
+    runtime = shutil.which(opts.container_runtime, path=env.get("PATH", ""))
+    if not runtime:
+        raise InputError(f"container_runtime={opts.container_runtime}: not found on PATH; install Apptainer")
+    return [runtime, "exec", "--bind", str(out_dir), opts.container, opts.executable or "run_samseg"]
 
 
 def _resolve(opts: SamsegOptions, env: Mapping[str, str]) -> str:
@@ -103,9 +119,9 @@ def samseg_env(base: Mapping[str, str], threads: int, executable: str) -> dict[s
     return env
 
 
-def samseg_command(executable: str, image: Path, out: Path, opts: SamsegOptions) -> list[str]:
+def samseg_command(program: list[str], image: Path, out: Path, opts: SamsegOptions) -> list[str]:
     """SAMSEG's command line for one image (an argument list; never a shell)."""
-    return [executable, "-i", str(image), "-o", str(out), "--threads", str(max(1, opts.threads)), *opts.extra_args]
+    return [*program, "-i", str(image), "-o", str(out), "--threads", str(max(1, opts.threads)), *opts.extra_args]
 
 
 def samseg_to_synthseg(ids: npt.NDArray[np.integer], source: str = "SAMSEG output") -> npt.NDArray[np.int16]:
@@ -134,34 +150,36 @@ def _check_out(out_dir: Path) -> None:
 
 
 def run_samseg(opts: SamsegOptions, input_dir: Path, out_dir: Path, env: Mapping[str, str]) -> list[str]:
-    """Segment every image of ``input_dir`` into the prediction folder ``out_dir`` (SynthSeg ids); return cases.
+    """Segment the images of ``input_dir`` (this shard's) into the prediction folder ``out_dir``; return cases.
 
     Also writes ``samseg_cases.csv``: per case the grid SAMSEG saw, its threads and wall seconds.
     """
     images = find_images(input_dir)
-    executable = _resolve(opts, env)
+    program = _program(opts, env, out_dir)
     references = {case: load_volume(path) for case, path in images.items()}  # corrupt input: refused before work
     _check_out(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_env = samseg_env(env, opts.threads, executable)
-    todo = [case for case in images if not (out_dir / f"{case}{FILE_ENDING}").is_file()]
+    run_env = samseg_env(env, opts.threads, program[0])
+    mine = [list(images)[i] for i in shard_indices(len(images), opts.shard)]
+    todo = [case for case in mine if not (out_dir / f"{case}{FILE_ENDING}").is_file()]
     log.info(
-        "SAMSEG: %d cases, %d already done, %d to run (%d thread(s))",
-        len(images),
-        len(images) - len(todo),
+        "SAMSEG shard %s: %d cases, %d already done, %d to run (%d thread(s))",
+        opts.shard,
+        len(mine),
+        len(mine) - len(todo),
         len(todo),
         opts.threads,
     )
     for number, case in enumerate(todo, 1):
         log.info("SAMSEG case %s (%d/%d)", case, number, len(todo))
-        _segment_case(case, references[case], executable, opts, run_env, out_dir)
+        _segment_case(case, references[case], program, opts, run_env, out_dir)
     write_prediction_folder_labels(out_dir, "synthseg", label_id_table())
     _write_costs(out_dir, list(images))
-    return list(images)
+    return mine
 
 
 def _segment_case(
-    case: str, reference: Volume, executable: str, opts: SamsegOptions, env: Mapping[str, str], out_dir: Path
+    case: str, reference: Volume, program: list[str], opts: SamsegOptions, env: Mapping[str, str], out_dir: Path
 ) -> None:
     work = out_dir / _WORK / case
     shutil.rmtree(work, ignore_errors=True)
@@ -173,7 +191,7 @@ def _segment_case(
     image = save_volume(work / f"{case}{FILE_ENDING}", seen.data.astype(np.float32), seen.affine)
     start = time.monotonic()
     run_logged(
-        samseg_command(executable, image, work / "out", opts), env, out_dir / _WORK / f"{case}.log", f"SAMSEG {case}"
+        samseg_command(program, image, work / "out", opts), env, out_dir / _WORK / f"{case}.log", f"SAMSEG {case}"
     )
     seconds = time.monotonic() - start
     raw = work / "out" / "seg.mgz"

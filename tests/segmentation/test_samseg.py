@@ -21,6 +21,7 @@ from nph.errors import InputError
 from nph.io.nifti import load_volume
 from nph.segmentation import samseg
 from nph.segmentation.samseg import NON_BRAIN_IDS, SamsegOptions, isotropic_grid, samseg_command, samseg_to_synthseg
+from nph.synthesis.shards import Shard
 
 RUN_SAMSEG = samseg.REPO / ".venv-samseg" / "bin" / "run_samseg"
 #: Every class of SAMSEG's atlas (its compressionLookupTable.txt, 20Subjects_smoothing2_down2...):
@@ -53,7 +54,7 @@ def test_table_covers_the_installed_atlas() -> None:
 
 def test_command_env_and_grid(tmp_path: Path) -> None:
     opts = SamsegOptions(threads=3, extra_args=("--pallidum-separate",))
-    assert samseg_command("/v/bin/run_samseg", tmp_path / "a.nii.gz", tmp_path / "o", opts) == [
+    assert samseg_command(["/v/bin/run_samseg"], tmp_path / "a.nii.gz", tmp_path / "o", opts) == [
         "/v/bin/run_samseg",
         "-i",
         str(tmp_path / "a.nii.gz"),
@@ -132,3 +133,22 @@ def test_samseg_runs_for_real_and_resumes(run_nph, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="SAMSEG case001 failed"):
         run_nph("samseg", f"input={data}", f"out={out}", "executable=/bin/false")
     assert (out / "case000.nii.gz").stat().st_mtime_ns == mtime and not (out / "case001.nii.gz").exists()
+
+
+def test_container_and_shard(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apptainer").write_text("#!/bin/sh\n")  # TEST DOUBLE: only its presence on PATH matters
+    (bin_dir / "apptainer").chmod(0o755)
+    image = tmp_path / "samseg.sif"
+    env = {"PATH": str(bin_dir)}
+    with pytest.raises(InputError, match=r"samseg\.sif: no such image file"):
+        samseg._program(SamsegOptions(container=str(image)), env, tmp_path / "out")
+    image.write_text("")
+    program = samseg._program(SamsegOptions(container=str(image)), env, tmp_path / "out")
+    assert program == [str(bin_dir / "apptainer"), "exec", "--bind", str(tmp_path / "out"), str(image), "run_samseg"]
+    # shard 1/2 of two cases owns the second one only (run_samseg = /bin/false fails on exactly that case)
+    data = _phantom_folder(tmp_path / "data", {"case000": 1, "case001": 2}, spacing=8.0)
+    with pytest.raises(RuntimeError, match="SAMSEG case001 failed"):
+        samseg.run_samseg(SamsegOptions(executable="/bin/false", shard=Shard(1, 2)), data, tmp_path / "pred", {})
+    assert not (tmp_path / "pred" / ".nph-samseg" / "case000.log").exists()

@@ -1,6 +1,6 @@
 """SAMSEG predictions (FreeSurfer's contrast-adaptive segmenter, in its own venv) on each reference image's grid.
 
-`nph samseg input=DIR out=DIR [threads=N] [spacing_mm=2.5]` writes a prediction folder in SynthSeg ids
+`nph samseg input=DIR out=DIR [threads=N] [spacing_mm=2.5] [shard=k/K]` writes a prediction folder in SynthSeg ids
 (labels.json) and samseg_cases.csv (grid, threads, seconds per case); finished cases are skipped on a rerun.
 Install SAMSEG with `make install-samseg`; docs/samseg.md has the label table and the measured cost.
 """
@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from nph.errors import InputError
 from nph.segmentation.samseg import SamsegOptions, run_samseg
+from nph.synthesis.shards import parse_shard
 
 __all__ = ["run"]
 
@@ -34,5 +35,8 @@ def run(cfg: DictConfig) -> None:
         threads=int(threads),
         spacing_mm=spacing,
         extra_args=tuple(str(a) for a in cfg.extra_args),
+        shard=parse_shard(cfg.shard),
+        container=cfg.container,
+        container_runtime=str(cfg.container_runtime),
     )
     run_samseg(opts, Path(cfg.input).expanduser().resolve(), Path(cfg.out).expanduser().resolve(), dict(os.environ))
