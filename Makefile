@@ -178,6 +178,12 @@ SYNTHSEG_PRED ?= $(OUT)/pred_synthseg
 BENCHMARK ?= $(OUT)/benchmark
 ## SYNTHSEG_SIF: SynthSeg's image (make container CONTAINER=synthseg); empty: mri_synthseg on the nodes' PATH
 SYNTHSEG_SIF ?=
+## SAMSEG_PRED, SAMSEG_SHARDS: SAMSEG's prediction folder, and the CPU array tasks it is split into (submit-samseg)
+SAMSEG_PRED ?= $(OUT)/pred_samseg
+SAMSEG_SHARDS ?= 10
+## SAMSEG_SIF: SAMSEG's image (make container CONTAINER=samseg); empty: the checkout's .venv-samseg (make install-samseg)
+SAMSEG_SIF ?=
+SAMSEG_ARGS ?=
 ## LAUNCH_DIR: job records and logs of every submission (make status reads it)
 LAUNCH_DIR ?= $(OUT)/launch
 ## AFTER: job ids the first job of a submit-* target waits for, e.g. AFTER=1234,1240
@@ -206,7 +212,7 @@ PRED_MAP = {nnunet: $(abspath $(PREDICTIONS)), synthseg: $(abspath $(SYNTHSEG_PR
 need = @test -n "$($(1))" || { echo "make $@: $(1)= is required: $(2)" >&2; exit 2; }
 FOLLOW = @echo "follow: make status LAUNCH_DIR=$(LAUNCH_DIR)  (or $(LAUNCH) status launch_dir=$(LAUNCH_DIR))"
 
-.PHONY: help submit-train submit-generate submit-synthseg submit-nnunet submit-benchmark sync-wandb
+.PHONY: help submit-train submit-generate submit-synthseg submit-samseg submit-nnunet submit-benchmark sync-wandb
 
 help:  ## this list: targets, then the cluster workflow's variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 20
@@ -235,6 +241,13 @@ submit-synthseg: install  ## SynthSeg on TEST (no nph image: SynthSeg runs from 
 	$(LAUNCH) synthseg $(ON_CLUSTER) input=$(TEST) out=$(SYNTHSEG_PRED) \
 	  $(if $(SYNTHSEG_SIF),++container=$(abspath $(SYNTHSEG_SIF))) $(SYNTHSEG_ARGS) $(FIRST)
 	@echo "SynthSeg predictions: $(abspath $(SYNTHSEG_PRED))"
+	$(FOLLOW)
+
+submit-samseg: install $(if $(SAMSEG_SIF),,install-samseg)  ## SAMSEG on TEST as a CPU array of SAMSEG_SHARDS tasks
+	$(call need,TEST,the test set folder to segment)
+	$(LAUNCH) samseg $(ON_CLUSTER) input=$(TEST) out=$(SAMSEG_PRED) shards=$(SAMSEG_SHARDS) $(NO_GPU) \
+	  $(if $(SAMSEG_SIF),container=$(abspath $(SAMSEG_SIF))) $(SAMSEG_ARGS) $(FIRST)
+	@echo "SAMSEG predictions: $(abspath $(SAMSEG_PRED)) (cost per case: samseg_cases.csv)"
 	$(FOLLOW)
 
 submit-nnunet: install  ## nnU-Net on NNUNET_DATA: export, plan, train, predict TEST, each waiting on the last

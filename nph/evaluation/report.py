@@ -11,6 +11,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from nph.evaluation.comparison import headline_html, headline_markdown
 from nph.evaluation.schemes import WHOLE
 
 __all__ = ["comparison_table", "fmt", "render_html", "render_markdown", "summary_table"]
@@ -75,7 +76,8 @@ def render_html(summary: Mapping[str, Any], figures: Mapping[str, bytes], proven
     parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>nph benchmark</title>"
              f"<style>{_STYLE}</style></head><body><h1>Ventricle segmentation benchmark</h1>",
              f"<p>Baseline for the paired tests: <b>{html.escape(str(summary['baseline']))}</b>. "
-             "Wilcoxon signed-rank, Holm-corrected per metric; 95 % bootstrap CIs of mean differences.</p>"]
+             "Wilcoxon signed-rank, Holm-corrected per metric; 95 % bootstrap CIs of mean differences.</p>",
+             headline_html(summary)]
     structures = _structures(summary)
     for index, structure in enumerate(structures):
         key = structure.replace(" ", "-")
@@ -98,7 +100,8 @@ def render_markdown(
 ) -> str:
     """report.md: the same tables, figures referenced as files beside it."""
     parts = ["# Ventricle segmentation benchmark", "",
-             f"Baseline for the paired tests: **{summary['baseline']}** (Wilcoxon signed-rank, Holm-corrected).", ""]
+             f"Baseline for the paired tests: **{summary['baseline']}** (Wilcoxon signed-rank, Holm-corrected).", "",
+             headline_markdown(summary)]
     for index, structure in enumerate(_structures(summary)):
         parts += [f"## {structure}", "", _md_table(SUMMARY_HEADER, summary_table(summary, structure)), ""]
         if summary["comparisons"]:

@@ -114,6 +114,7 @@ def samseg_env(base: Mapping[str, str], threads: int, executable: str) -> dict[s
             "OPENBLAS_NUM_THREADS": n,
             "MKL_NUM_THREADS": n,
             "PYTHONNOUSERSITE": "1",
+            "PYTHONUNBUFFERED": "1",  # SAMSEG's progress reaches the log as it happens
         }
     )
     return env
