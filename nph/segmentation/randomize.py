@@ -21,6 +21,7 @@ import torchio as tio
 from tqdm import tqdm
 
 from nph.data.dataset import DatasetPaths, LabelledDataset, finalize, write_case
+from nph.data.grid import scale_intensity
 from nph.data.labels import LABELS, TissueGroup, contiguous_to_ids
 from nph.data.measures import measure
 from nph.errors import InputError
@@ -53,7 +54,10 @@ class RandomizeSettings:
 
 
 def build_transform(s: RandomizeSettings) -> tio.Compose:
-    """Deform labels (``label`` and its tissue-group map ``groups``), then paint, corrupt and rescale the image."""
+    """Deform labels (``label`` and its tissue-group map ``groups``), then paint and corrupt the image.
+
+    Intensities are scaled afterwards by :func:`randomize_case` the way ingest scales real scans.
+    """
     return tio.Compose([
         tio.RandomAffine(scales=s.scales, degrees=s.degrees, translation=s.translation_mm, default_pad_label=0,
                          label_interpolation="nearest"),
@@ -65,9 +69,6 @@ def build_transform(s: RandomizeSettings) -> tio.Compose:
         tio.RandomAnisotropy(downsampling=s.anisotropy_downsampling),
         tio.RandomBlur(std=s.blur_std_mm),
         tio.RandomNoise(std=s.noise_std),
-        tio.Clamp(out_min=0.0),
-        tio.RescaleIntensity(out_min_max=(0.0, 1.0), percentiles=(0.5, 99.5)),
-        tio.Clamp(out_min=0.0, out_max=1.0),
     ])
 
 
@@ -83,8 +84,11 @@ def randomize_case(
         torch.manual_seed(int(seed))
         out = transform(subject)
     assert isinstance(out, tio.Subject)
-    label, image = out.get_image("label").data[0], out.get_image("image").data[0]
-    return label.numpy().astype(np.int16), image.numpy().astype(np.float32)
+    label, image = out.get_image("label").data[0].numpy(), out.get_image("image").data[0].numpy()
+    # as ingest scales a real scan (and the phantoms and LDM images look): percentiles over the head, zero outside.
+    # Scaling over the whole field of view with a painted background left the head at another intensity scale and
+    # gave nnU-Net a dataset without zero background, so it planned another normalisation than the test images got.
+    return label.astype(np.int16), scale_intensity(image, label != 0, source="randomised image")
 
 
 def _case_seed(seed: int, index: int) -> int:

@@ -33,6 +33,7 @@ from nph.segmentation.process import run_logged
 from nph.synthesis.shards import Shard, shard_indices
 
 __all__ = [
+    "FAST_OPTIONS",
     "NON_BRAIN_IDS",
     "SamsegOptions",
     "default_executable",
@@ -48,6 +49,15 @@ REPO = Path(__file__).resolve().parents[2]
 #: SAMSEG's atlas classes outside the brain (its compressionLookupTable): skull, soft non-brain tissue, eye fluid.
 NON_BRAIN_IDS: tuple[int, ...] = (165, 258, 259)
 _WORK = ".nph-samseg"
+#: SAMSEG's advanced options (its --options JSON) for coarse toy grids: only the coarse atlas mesh (level 1),
+#: fitted at 4 mm with 10 iterations instead of level 1 at 2 mm then level 2 at 1 mm with 100 each.
+FAST_OPTIONS: dict[str, object] = {
+    "optimizationOptions": {
+        "maximumNumberOfDeformationIterations": 10,
+        "multiResolutionSpecification": [{"targetDownsampledVoxelSpacing": 4.0, "maximumNumberOfIterations": 10}],
+    }
+}
+PRESETS = ("default", "fast")
 _INSTALL_HINT = "run `make install-samseg` (a separate venv .venv-samseg), or set executable=/path/to/run_samseg"
 
 
@@ -62,6 +72,7 @@ class SamsegOptions:
     shard: Shard = field(default_factory=Shard)  # k/K: every K-th case from the k-th (a cluster array)
     container: str | None = None  # Apptainer image with run_samseg on its PATH (containers/samseg.def)
     container_runtime: str = "apptainer"
+    preset: str = "default"  # default: SAMSEG's own optimisation; fast: FAST_OPTIONS (coarse grids, CI, demo)
 
 
 def default_executable(env: Mapping[str, str]) -> str:
@@ -155,6 +166,8 @@ def run_samseg(opts: SamsegOptions, input_dir: Path, out_dir: Path, env: Mapping
 
     Also writes ``samseg_cases.csv``: per case the grid SAMSEG saw, its threads and wall seconds.
     """
+    if opts.preset not in PRESETS:
+        raise InputError(f"preset={opts.preset!r}: unknown (known: {', '.join(PRESETS)})")
     images = find_images(input_dir)
     program = _program(opts, env, out_dir)
     references = {case: load_volume(path) for case, path in images.items()}  # corrupt input: refused before work
@@ -190,10 +203,11 @@ def _segment_case(
         affine, shape = isotropic_grid(reference, opts.spacing_mm)
         seen = resample_to(reference, affine, shape, order=1)
     image = save_volume(work / f"{case}{FILE_ENDING}", seen.data.astype(np.float32), seen.affine)
+    cmd = samseg_command(program, image, work / "out", opts)
+    if opts.preset == "fast":
+        cmd += ["--options", str(write_json(work / "options.json", FAST_OPTIONS))]
     start = time.monotonic()
-    run_logged(
-        samseg_command(program, image, work / "out", opts), env, out_dir / _WORK / f"{case}.log", f"SAMSEG {case}"
-    )
+    run_logged(cmd, env, out_dir / _WORK / f"{case}.log", f"SAMSEG {case}")
     seconds = time.monotonic() - start
     raw = work / "out" / "seg.mgz"
     if not raw.is_file():
@@ -205,6 +219,7 @@ def _segment_case(
         "case_id": case,
         "seconds": round(seconds, 1),
         "threads": opts.threads,
+        "preset": opts.preset,
         "samseg_shape": list(seen.shape),
         "samseg_spacing_mm": [round(s, 3) for s in spacing_of(seen.affine)],
     }

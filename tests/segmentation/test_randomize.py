@@ -36,6 +36,9 @@ def test_seeds_reproducible_and_distinct() -> None:
     assert np.abs(img_a - img_c).mean() > 0.05 and (ids_a != ids_c).mean() > 0.02
     assert ids_a.shape == labels.shape and img_a.dtype == np.float32 and 0.0 <= img_a.min() < img_a.max() <= 1.0
     assert (ids_a != labels).mean() > 0.02  # deformed
+    # scaled like an ingested scan: zero outside the head, head percentiles 0.5/99.5 → 0/1
+    head = img_a[ids_a != 0]
+    assert (img_a[ids_a == 0] == 0).all() and np.percentile(head, 99.5) == pytest.approx(1.0, abs=0.01)
     assert set(np.unique(ids_a)) <= set(np.unique(labels))  # nearest neighbour: no new label values
     assert _group_r2(ids_a, img_a) > _group_r2(labels, img_a)  # the image follows the deformed labels
 

@@ -1,6 +1,6 @@
 """SAMSEG as a baseline: its label table, bad input, and a REAL run (make install-samseg) on a coarse phantom.
 
-The real run segments one phantom head at 4 mm (40×56×40 voxels), scores the ventricles against the phantom's
+The real run (SAMSEG's fast preset) segments one phantom head at 4 mm (40×56×40 voxels), scores the ventricles against the phantom's
 truth, and checks resume: a rerun runs nothing; a new case is the only one run.
 """
 
@@ -94,6 +94,8 @@ def test_missing_samseg_and_corrupt_image_exit_2(run_nph, tmp_path: Path, monkey
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     result = run_nph("samseg", f"input={data}", f"out={out}")
     assert result.status == 2 and "no run_samseg on PATH" in result.err and len(result.err.strip().splitlines()) == 1
+    result = run_nph("samseg", f"input={data}", f"out={out}", "executable=/bin/false", "preset=quick")
+    assert result.status == 2 and "preset='quick': unknown (known: default, fast)" in result.err
     images = tmp_path / "images"
     images.mkdir()
     (images / "broken.nii.gz").write_bytes(b"not a nifti file")
@@ -108,7 +110,7 @@ def test_samseg_runs_for_real_and_resumes(run_nph, tmp_path: Path) -> None:
         pytest.fail(f"{RUN_SAMSEG} missing: run `make install-samseg` (make test does)")
     data = _phantom_folder(tmp_path / "data", {"case000": 3})
     out = tmp_path / "pred"
-    result = run_nph("samseg", f"input={data}", f"out={out}", "threads=2")
+    result = run_nph("samseg", f"input={data}", f"out={out}", "threads=2", "preset=fast")
     assert result.status == 0, result.err
     truth = load_volume(data / "labelsTr" / "case000.nii.gz", integer=True)
     pred = load_volume(out / "case000.nii.gz", integer=True)
@@ -120,7 +122,7 @@ def test_samseg_runs_for_real_and_resumes(run_nph, tmp_path: Path) -> None:
     assert json.loads((out / "labels.json").read_text())["scheme"] == "synthseg"
     costs = pd.read_csv(out / "samseg_cases.csv")
     assert list(costs["case_id"]) == ["case000"] and costs["seconds"].iloc[0] > 0
-    assert costs["samseg_shape"].iloc[0] == "40x56x40"
+    assert costs["samseg_shape"].iloc[0] == "40x56x40" and costs["preset"].iloc[0] == "fast"
 
     # resume: the finished case is never rerun (run_samseg replaced by /bin/false would fail if it were)
     mtime = (out / "case000.nii.gz").stat().st_mtime_ns

@@ -37,6 +37,7 @@ def run(cfg: DictConfig) -> None:
         extra_args=tuple(str(a) for a in cfg.extra_args),
         shard=parse_shard(cfg.shard),
         container=cfg.container,
+        preset=str(cfg.preset),
         container_runtime=str(cfg.container_runtime),
     )
     run_samseg(opts, Path(cfg.input).expanduser().resolve(), Path(cfg.out).expanduser().resolve(), dict(os.environ))
