@@ -1,7 +1,7 @@
 """SAMSEG as a baseline: its label table, bad input, and a REAL run (make install-samseg) on a coarse phantom.
 
-The real run (SAMSEG's fast preset) segments one phantom head at 4 mm (40×56×40 voxels), scores the ventricles against the phantom's
-truth, and checks resume: a rerun runs nothing; a new case is the only one run.
+The real run (SAMSEG's fast preset) segments one phantom head at 4 mm (40×56×40 voxels), scores the ventricles
+against the phantom's truth, and checks resume: a rerun runs nothing; a new case is the only one run.
 """
 
 from __future__ import annotations
