@@ -46,7 +46,8 @@ def predict_to_folder(
     """
     images = find_images(input_dir)
     info = json.loads((model / "dataset.json").read_text())
-    rules, source = _postprocessing(model, fold, postprocess_reference, processes)
+    foreground = sorted(int(v) for v in info["labels"].values() if int(v) != 0)
+    rules, source = _postprocessing(model, fold, postprocess_reference, foreground)
     staging = out_dir / ".nph-staging"
     try:
         stage_inputs(images, staging / "in")
@@ -63,12 +64,13 @@ def predict_to_folder(
     return list(images)
 
 
-def _postprocessing(model: Path, fold: str, reference: Path | None, processes: int) -> tuple[list[Rule], Path | None]:
-    """The kept steps and nnU-Net's JSON they came from; none when switched off."""
+def _postprocessing(
+    model: Path, fold: str, reference: Path | None, labels: list[int]
+) -> tuple[list[Rule], Path | None]:
+    """The kept steps and the decision file they came from; none when switched off."""
     if reference is None:
         return [], None
-    validation = model / f"fold_{fold}" / "validation"
-    source = determine_rules(validation, reference, model / "plans.json", model / "dataset.json", processes)
+    source = determine_rules(model / f"fold_{fold}" / "validation", reference, labels)
     return rules_from_json(source), source
 
 
