@@ -95,7 +95,7 @@ DEMO_GENERATE_ARGS ?= steps=50
 # nnU-Net label scheme of the demo: ventricles6 | ventricles1 | all33
 DEMO_SCHEME ?= ventricles6
 # The one training budget of every nnU-Net in the demo (equal by construction): epochs × iterations per epoch
-DEMO_NNUNET_BUDGET ?= nnunet.epochs=6 nnunet.iterations=10 nnunet.val_iterations=2
+DEMO_NNUNET_BUDGET ?= nnunet.epochs=4 nnunet.iterations=10 nnunet.val_iterations=2
 # External baselines scored beside the nnU-Nets (empty: none); SAMSEG runs from .venv-samseg (make install-samseg)
 DEMO_BASELINES ?= samseg
 DEMO_SAMSEG_ARGS ?= preset=fast threads=2
