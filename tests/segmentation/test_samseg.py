@@ -1,13 +1,12 @@
 """SAMSEG as a baseline: its label table, bad input, and a REAL run (make install-samseg) on a coarse phantom.
 
-The real run (SAMSEG's fast preset) segments one phantom head at 4 mm (40×56×40 voxels), scores the ventricles
-against the phantom's truth, and checks resume: a rerun runs nothing; a new case is the only one run.
+The real run (SAMSEG's fast preset) segments one phantom head at 4 mm (40×56×40 voxels) and scores it against the
+phantom's truth; resume is checked without SAMSEG: a finished case is never rerun, a new case is the only one run.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from nph.data.dataset import DatasetPaths, finalize, write_case
 from nph.data.labels import LABEL_IDS, VENTRICLE_IDS
 from nph.data.phantoms import make_phantom
 from nph.errors import InputError
-from nph.io.nifti import load_volume
+from nph.io.nifti import load_volume, save_volume
 from nph.segmentation import samseg
 from nph.segmentation.samseg import NON_BRAIN_IDS, SamsegOptions, isotropic_grid, samseg_command, samseg_to_synthseg
 from nph.synthesis.shards import Shard
@@ -109,7 +108,7 @@ def test_missing_samseg_and_corrupt_image_exit_2(run_nph, tmp_path: Path, monkey
 
 
 @pytest.mark.slow
-def test_samseg_runs_for_real_and_resumes(run_nph, tmp_path: Path) -> None:
+def test_samseg_runs_for_real(run_nph, tmp_path: Path) -> None:
     if not RUN_SAMSEG.is_file():
         pytest.fail(f"{RUN_SAMSEG} missing: run `make install-samseg` (make test does)")
     data = _phantom_folder(tmp_path / "data", {"case000": 3})
@@ -120,27 +119,32 @@ def test_samseg_runs_for_real_and_resumes(run_nph, tmp_path: Path) -> None:
     pred = load_volume(out / "case000.nii.gz", integer=True)
     assert pred.shape == truth.shape and np.allclose(pred.affine, truth.affine)
     assert set(np.unique(pred.data)) <= set(LABEL_IDS)
-    true_v, pred_v = np.isin(truth.data, VENTRICLE_IDS), np.isin(pred.data, VENTRICLE_IDS)
-    brain_t, brain_p = truth.data > 0, pred.data > 0
-    # measured on this phantom (NPH-size ventricles, 4 mm, fast preset): brain 0.95, ventricles 0.50 (SAMSEG's
-    # atlas prior keeps them near normal size: 53 of 154 mL) — the thresholds leave room for thread-order noise
-    assert _dice(brain_t, brain_p) > 0.85 and _dice(true_v, pred_v) > 0.35
+    # measured on two NPH-size phantoms (4 mm, fast preset): brain Dice 0.93 and 0.95, but ventricles 0.04 and 0.50
+    # (SAMSEG's atlas prior keeps them near normal size; docs/samseg.md) — so only the brain and the presence of
+    # SAMSEG's ventricle classes in SynthSeg ids are asserted
+    assert _dice(truth.data > 0, pred.data > 0) > 0.85
+    assert np.isin(pred.data, VENTRICLE_IDS).sum() > 0
     assert json.loads((out / "labels.json").read_text())["scheme"] == "synthseg"
     costs = pd.read_csv(out / "samseg_cases.csv")
     assert list(costs["case_id"]) == ["case000"] and costs["seconds"].iloc[0] > 0
     assert costs["samseg_shape"].iloc[0] == "40x56x40" and costs["preset"].iloc[0] == "fast"
 
-    # resume: the finished case is never rerun (run_samseg replaced by /bin/false would fail if it were)
+
+def test_resume_skips_finished_cases(tmp_path: Path) -> None:
+    """A case whose prediction exists is never rerun (run_samseg = /bin/false would fail if it were)."""
+    data = _phantom_folder(tmp_path / "data", {"case000": 1, "case001": 2}, spacing=8.0)
+    out = tmp_path / "pred"
+    out.mkdir()
+    truth = load_volume(data / "labelsTr" / "case000.nii.gz", integer=True)
+    save_volume(out / "case000.nii.gz", truth.data, truth.affine)  # as a finished run leaves it
     mtime = (out / "case000.nii.gz").stat().st_mtime_ns
-    assert run_nph("samseg", f"input={data}", f"out={out}", "executable=/bin/false").status == 0
-    assert (out / "case000.nii.gz").stat().st_mtime_ns == mtime
-    extra = _phantom_folder(tmp_path / "more", {"case001": 4})
-    for sub in ("imagesTr",):
-        for f in (extra / sub).iterdir():
-            shutil.copy(f, data / sub / f.name)
     with pytest.raises(RuntimeError, match="SAMSEG case001 failed"):
-        run_nph("samseg", f"input={data}", f"out={out}", "executable=/bin/false")
+        samseg.run_samseg(SamsegOptions(executable="/bin/false"), data, out, {})
     assert (out / "case000.nii.gz").stat().st_mtime_ns == mtime and not (out / "case001.nii.gz").exists()
+    assert not (out / ".nph-samseg" / "case000.log").exists()  # case000 was not even started
+    (data / "imagesTr" / "case001_0000.nii.gz").unlink()
+    assert samseg.run_samseg(SamsegOptions(executable="/bin/false"), data, out, {}) == ["case000"]
+    assert json.loads((out / "labels.json").read_text())["scheme"] == "synthseg"
 
 
 def test_container_and_shard(tmp_path: Path) -> None:
