@@ -9,9 +9,19 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast lint format check-format typecheck bench clean-venv
+.PHONY: install install-samseg test test-fast lint format check-format typecheck bench clean-venv
 
 install: $(VENV)/.installed
+
+# SAMSEG (nph samseg) in its own venv: its wheel is CPython 3.11 and needs numpy < 2 (docs/samseg.md)
+SAMSEG_VENV ?= .venv-samseg
+SAMSEG_PYTHON ?= python3.11
+install-samseg: $(SAMSEG_VENV)/.installed
+
+$(SAMSEG_VENV)/.installed: requirements-samseg.lock
+	test -x $(SAMSEG_VENV)/bin/python || $(SAMSEG_PYTHON) -m venv $(SAMSEG_VENV)
+	$(SAMSEG_VENV)/bin/pip install --quiet -r requirements-samseg.lock
+	touch $@
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +30,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
-test: install
+test: install install-samseg
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
@@ -71,9 +81,11 @@ status: install  ## progress of what python -m launch submitted into OUT (LAUNCH
 
 # --- make demo: the main job at toy scale on this machine (no GPU, no SLURM needed) ---
 # NPH phantoms → the four tiny models → synthetic pairs (python -m launch, local executor, sharded) →
-# nnU-Nets trained on synthetic, SynthSeg-style randomised and "real" phantom data → evaluated on held-out
-# phantoms with enlarged ventricles → report. Every step writes an artifact that make treats as a target,
-# so an interrupted demo resumes where it stopped. DEMO_OVERRIDES go to every nph command (tests shrink it).
+# nnU-Nets trained on synthetic, SynthSeg-style randomised and "real" phantom data, all with the same budget →
+# evaluated with SAMSEG (the external baseline) on held-out phantoms with enlarged ventricles → report, whose
+# headline compares the LDM-trained nnU-Net with SAMSEG and with the randomised-data nnU-Net.
+# Every step writes an artifact that make treats as a target, so an interrupted demo resumes where it stopped.
+# DEMO_OVERRIDES go to every nph command (tests shrink it).
 DEMO_DIR ?= demo
 DEMO_EXPERIMENT ?= tiny
 DEMO_TRAIN_CASES ?= 24
@@ -84,16 +96,23 @@ DEMO_OVERRIDES ?=
 DEMO_GENERATE_ARGS ?= steps=50
 # nnU-Net label scheme of the demo: ventricles6 | ventricles1 | all33
 DEMO_SCHEME ?= ventricles6
+# The one training budget of every nnU-Net in the demo (equal by construction): epochs × iterations per epoch
+DEMO_NNUNET_BUDGET ?= nnunet.epochs=4 nnunet.iterations=10 nnunet.val_iterations=2
+# External baselines scored beside the nnU-Nets (empty: none); SAMSEG runs from .venv-samseg (make install-samseg)
+DEMO_BASELINES ?= samseg
+DEMO_SAMSEG_ARGS ?= preset=fast threads=2
 NPH := $(BIN)/nph
 D := $(DEMO_DIR)
 DEMO_ARGS = experiment=$(DEMO_EXPERIMENT) $(DEMO_OVERRIDES)
 DEMO_TRAINING_SETS := synthetic randomized real
+DEMO_METHODS = $(DEMO_TRAINING_SETS) $(DEMO_BASELINES)
 DEMO_ID_synthetic := 501
 DEMO_ID_randomized := 502
 DEMO_ID_real := 503
+DEMO_PRED_MAP = {$(subst |, ,$(subst $(space),$(comma),$(foreach m,$(DEMO_METHODS),$(m):|$(D)/pred_$(m))))}
 
 .PHONY: demo
-demo: install $(D)/benchmark/report.html
+demo: install $(if $(filter samseg,$(DEMO_BASELINES)),install-samseg) $(D)/benchmark/report.html
 	@echo "demo report: $(abspath $(D)/benchmark/report.html)"
 
 $(D)/real/manifest.csv: | install
@@ -122,16 +141,18 @@ $(D)/synthetic/manifest.csv: $(D)/models/mask_dm/meta.json $(D)/models/image_dm/
 $(D)/randomized/manifest.csv: $(D)/real/manifest.csv
 	$(NPH) randomize data=$(D)/real n=$(DEMO_SYNTHETIC) out=$(D)/randomized seed=0 $(DEMO_ARGS)
 
+$(D)/pred_samseg/labels.json: $(D)/test/manifest.csv
+	$(NPH) samseg input=$(D)/test out=$(D)/pred_samseg $(DEMO_SAMSEG_ARGS) $(DEMO_ARGS)
+
 $(D)/pred_%/labels.json: $(D)/%/manifest.csv $(D)/test/manifest.csv
 	$(NPH) nnunet export data=[$(D)/$*] root=$(D)/nnunet dataset=$(DEMO_ID_$*) name=$* scheme=$(DEMO_SCHEME) $(DEMO_ARGS)
 	$(NPH) nnunet plan root=$(D)/nnunet dataset=$(DEMO_ID_$*) $(DEMO_ARGS)
-	$(NPH) nnunet train root=$(D)/nnunet dataset=$(DEMO_ID_$*) $(DEMO_ARGS)
+	$(NPH) nnunet train root=$(D)/nnunet dataset=$(DEMO_ID_$*) $(DEMO_NNUNET_BUDGET) $(DEMO_ARGS)
 	$(NPH) nnunet predict root=$(D)/nnunet dataset=$(DEMO_ID_$*) input=$(D)/test out=$(D)/pred_$* $(DEMO_ARGS)
 
-$(D)/benchmark/report.html: $(foreach s,$(DEMO_TRAINING_SETS),$(D)/pred_$(s)/labels.json)
-	$(NPH) evaluate reference=$(D)/test out=$(D)/benchmark baseline=real \
-	  'predictions={synthetic: $(D)/pred_synthetic, randomized: $(D)/pred_randomized, real: $(D)/pred_real}' \
-	  $(DEMO_ARGS)
+$(D)/benchmark/report.html: $(foreach m,$(DEMO_METHODS),$(D)/pred_$(m)/labels.json)
+	$(NPH) evaluate reference=$(D)/test out=$(D)/benchmark baseline=synthetic \
+	  'predictions=$(DEMO_PRED_MAP)' $(DEMO_ARGS)
 
 # --- cluster workflow: each stage submitted through python -m launch (README "On a cluster", docs/cluster.md) ---
 # Every submit-* target prints its artifact's folder, the job ids, their logs and how to follow them.
@@ -172,6 +193,12 @@ BENCHMARK ?= $(OUT)/benchmark
 SYNTHSEG_SIF ?=
 ## FS_LICENSE: your FreeSurfer licence file (free registration), bound into SYNTHSEG_SIF where FreeSurfer reads it
 FS_LICENSE ?=
+## SAMSEG_PRED, SAMSEG_SHARDS: SAMSEG's prediction folder, and the CPU array tasks it is split into (submit-samseg)
+SAMSEG_PRED ?= $(OUT)/pred_samseg
+SAMSEG_SHARDS ?= 10
+## SAMSEG_SIF: SAMSEG's image (make container CONTAINER=samseg); empty: the checkout's .venv-samseg (make install-samseg)
+SAMSEG_SIF ?=
+SAMSEG_ARGS ?=
 ## LAUNCH_DIR: job records and logs of every submission (make status reads it)
 LAUNCH_DIR ?= $(OUT)/launch
 ## AFTER: job ids the first job of a submit-* target waits for, e.g. AFTER=1234,1240
@@ -200,7 +227,7 @@ PRED_MAP = {nnunet: $(abspath $(PREDICTIONS)), synthseg: $(abspath $(SYNTHSEG_PR
 need = @test -n "$($(1))" || { echo "make $@: $(1)= is required: $(2)" >&2; exit 2; }
 FOLLOW = @echo "follow: make status LAUNCH_DIR=$(LAUNCH_DIR)  (or $(LAUNCH) status launch_dir=$(LAUNCH_DIR))"
 
-.PHONY: help submit-train submit-generate submit-synthseg submit-nnunet submit-benchmark sync-wandb
+.PHONY: help submit-train submit-generate submit-synthseg submit-samseg submit-nnunet submit-benchmark sync-wandb
 
 help:  ## this list: targets, then the cluster workflow's variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 20
@@ -231,6 +258,13 @@ submit-synthseg: install  ## SynthSeg on TEST (no nph image: SynthSeg runs from 
 	$(LAUNCH) synthseg $(ON_CLUSTER) input=$(TEST) out=$(SYNTHSEG_PRED) \
 	  $(if $(SYNTHSEG_SIF),++container=$(abspath $(SYNTHSEG_SIF))) $(SYNTHSEG_ARGS) $(NO_GPU) $(FIRST)
 	@echo "SynthSeg predictions: $(abspath $(SYNTHSEG_PRED))"
+	$(FOLLOW)
+
+submit-samseg: install $(if $(SAMSEG_SIF),,install-samseg)  ## SAMSEG on TEST as a CPU array of SAMSEG_SHARDS tasks
+	$(call need,TEST,the test set folder to segment)
+	$(LAUNCH) samseg $(ON_CLUSTER) input=$(TEST) out=$(SAMSEG_PRED) shards=$(SAMSEG_SHARDS) $(NO_GPU) \
+	  $(if $(SAMSEG_SIF),container=$(abspath $(SAMSEG_SIF))) $(SAMSEG_ARGS) $(FIRST)
+	@echo "SAMSEG predictions: $(abspath $(SAMSEG_PRED)) (cost per case: samseg_cases.csv)"
 	$(FOLLOW)
 
 submit-nnunet: install  ## nnU-Net on NNUNET_DATA: export, plan, train, predict TEST, each waiting on the last

@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "image-quality": "nph.cli.commands.image_quality",
     "nnunet": "nph.cli.commands.nnunet",
     "synthseg": "nph.cli.commands.synthseg",
+    "samseg": "nph.cli.commands.samseg",
     "randomize": "nph.cli.commands.randomize",
     "generate": "nph.cli.commands.generate",
     "generate-merge": "nph.cli.commands.generate_merge",

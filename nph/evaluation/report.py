@@ -11,6 +11,7 @@ import html
 from collections.abc import Mapping
 from typing import Any
 
+from nph.evaluation.comparison import headline_html, headline_markdown
 from nph.evaluation.schemes import WHOLE
 
 __all__ = ["bland_altman_table", "comparison_table", "fmt", "render_html", "render_markdown", "summary_table"]
@@ -175,6 +176,7 @@ def render_html(summary: Mapping[str, Any], figures: Mapping[str, bytes], proven
         f"<p>Baseline for the paired tests: <b>{html.escape(str(summary['baseline']))}</b>. "
         "Wilcoxon signed-rank, Holm-corrected per metric; 95 % bootstrap CIs of mean differences.</p>",
         f"<p>{html.escape(RULES)}</p>",
+        headline_html(summary),
     ]
     structures = _structures(summary)
     for index, structure in enumerate(structures):
@@ -205,6 +207,7 @@ def render_markdown(summary: Mapping[str, Any], figure_files: Mapping[str, str],
         "",
         RULES,
         "",
+        headline_markdown(summary),
     ]
     for index, structure in enumerate(_structures(summary)):
         parts += [f"## {structure}", "", _md_table(SUMMARY_HEADER, summary_table(summary, structure)), ""]

@@ -12,7 +12,9 @@ import numpy as np
 
 from nph.data.dataset import FILE_ENDING
 from nph.evaluation.schemes import write_prediction_folder_labels
+from nph.io.atomic import write_json
 from nph.io.nifti import load_volume
+from nph.segmentation.nnunet_predict_postprocess import Rule, apply_rules, determine_rules, record, rules_from_json
 from nph.segmentation.nnunet_run import predict_command
 from nph.segmentation.prediction import find_images, save_prediction, stage_inputs
 from nph.segmentation.process import run_logged
@@ -33,31 +35,46 @@ def predict_to_folder(
     processes: int,
     env: Mapping[str, str],
     log_file: Path,
+    postprocess_reference: Path | None = None,
 ) -> list[str]:
     """Predict every image of ``input_dir`` with the nnU-Net ``model`` folder into the prediction folder ``out_dir``.
 
     Each output has its reference image's shape and affine (RAS+); ``labels.json`` records the model's scheme.
+    With ``postprocess_reference`` (the training labels nnU-Net preprocessed, ``gt_segmentations``), nnU-Net's
+    post-processing is decided on the fold's validation cases and applied; ``postprocessing.json`` says what was.
     Returns the predicted case ids.
     """
     images = find_images(input_dir)
     info = json.loads((model / "dataset.json").read_text())
+    foreground = sorted(int(v) for v in info["labels"].values() if int(v) != 0)
+    rules, source = _postprocessing(model, fold, postprocess_reference, foreground)
     staging = out_dir / ".nph-staging"
     try:
         stage_inputs(images, staging / "in")
         cmd = predict_command(staging / "in", staging / "out", model, fold, device, threads, processes)
         run_logged(cmd, env, log_file, "nnU-Net predict")
         for case, path in images.items():
-            _collect(staging / "out" / f"{case}{FILE_ENDING}", path, case, out_dir, len(info["labels"]))
+            _collect(staging / "out" / f"{case}{FILE_ENDING}", path, case, out_dir, len(info["labels"]), rules)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     scheme = info.get("nph", {}).get("scheme", "all33")
     write_prediction_folder_labels(out_dir, "binary" if scheme == "ventricles1" else "contiguous", info["labels"])
-    log.info("predicted %d cases into %s", len(images), out_dir)
+    write_json(out_dir / "postprocessing.json", record(rules, source))
+    log.info("predicted %d cases into %s (post-processing: %s)", len(images), out_dir, rules or "none")
     return list(images)
 
 
+def _postprocessing(
+    model: Path, fold: str, reference: Path | None, labels: list[int]
+) -> tuple[list[Rule], Path | None]:
+    """The kept steps and the decision file they came from; none when switched off."""
+    if reference is None:
+        return [], None
+    source = determine_rules(model / f"fold_{fold}" / "validation", reference, labels)
+    return rules_from_json(source), source
 
-def _collect(raw: Path, reference_path: Path, case: str, out_dir: Path, n_classes: int) -> None:
+
+def _collect(raw: Path, reference_path: Path, case: str, out_dir: Path, n_classes: int, rules: list[Rule]) -> None:
     """Check one nnU-Net output against its reference image and write it into the prediction folder."""
     if not raw.is_file():
         raise RuntimeError(f"{raw}: nnU-Net wrote no prediction for case {case}")
@@ -67,4 +84,4 @@ def _collect(raw: Path, reference_path: Path, case: str, out_dir: Path, n_classe
         raise RuntimeError(f"{raw}: prediction affine differs from its reference {reference_path}")
     if predicted.data.max(initial=0) >= n_classes:
         raise RuntimeError(f"{raw}: class {predicted.data.max()} outside the model's {n_classes} labels")
-    save_prediction(out_dir, case, predicted.data, reference, source=raw)
+    save_prediction(out_dir, case, apply_rules(predicted.data, rules), reference, source=raw)

@@ -30,8 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     predictor = nnUNetPredictor(device=torch.device(args.device), allow_tqdm=True)
     predictor.initialize_from_trained_model_folder(args.model, use_folds=(fold,))
     predictor.predict_from_files(
-        args.input, args.output, overwrite=True,
-        num_processes_preprocessing=args.processes, num_processes_segmentation_export=args.processes,
+        args.input,
+        args.output,
+        overwrite=True,
+        num_processes_preprocessing=args.processes,
+        num_processes_segmentation_export=args.processes,
     )
     return 0
 

@@ -21,6 +21,7 @@ import torchio as tio
 from tqdm import tqdm
 
 from nph.data.dataset import DatasetPaths, LabelledDataset, finalize, write_case
+from nph.data.grid import scale_intensity
 from nph.data.labels import LABELS, TissueGroup, contiguous_to_ids
 from nph.data.measures import measure
 from nph.errors import InputError
@@ -53,22 +54,33 @@ class RandomizeSettings:
 
 
 def build_transform(s: RandomizeSettings) -> tio.Compose:
-    """Deform labels (``label`` and its tissue-group map ``groups``), then paint, corrupt and rescale the image."""
-    return tio.Compose([
-        tio.RandomAffine(scales=s.scales, degrees=s.degrees, translation=s.translation_mm, default_pad_label=0,
-                         label_interpolation="nearest"),
-        tio.RandomElasticDeformation(num_control_points=s.elastic_control_points,
-                                     max_displacement=s.max_displacement_mm, label_interpolation="nearest"),
-        tio.RandomLabelsToImage(label_key="groups", image_key="image", default_mean=s.mean_range,
-                                default_std=s.std_range),
-        tio.RandomBiasField(coefficients=s.bias_coefficients),
-        tio.RandomAnisotropy(downsampling=s.anisotropy_downsampling),
-        tio.RandomBlur(std=s.blur_std_mm),
-        tio.RandomNoise(std=s.noise_std),
-        tio.Clamp(out_min=0.0),
-        tio.RescaleIntensity(out_min_max=(0.0, 1.0), percentiles=(0.5, 99.5)),
-        tio.Clamp(out_min=0.0, out_max=1.0),
-    ])
+    """Deform labels (``label`` and its tissue-group map ``groups``), then paint and corrupt the image.
+
+    Intensities are scaled afterwards by :func:`randomize_case` the way ingest scales real scans.
+    """
+    return tio.Compose(
+        [
+            tio.RandomAffine(
+                scales=s.scales,
+                degrees=s.degrees,
+                translation=s.translation_mm,
+                default_pad_label=0,
+                label_interpolation="nearest",
+            ),
+            tio.RandomElasticDeformation(
+                num_control_points=s.elastic_control_points,
+                max_displacement=s.max_displacement_mm,
+                label_interpolation="nearest",
+            ),
+            tio.RandomLabelsToImage(
+                label_key="groups", image_key="image", default_mean=s.mean_range, default_std=s.std_range
+            ),
+            tio.RandomBiasField(coefficients=s.bias_coefficients),
+            tio.RandomAnisotropy(downsampling=s.anisotropy_downsampling),
+            tio.RandomBlur(std=s.blur_std_mm),
+            tio.RandomNoise(std=s.noise_std),
+        ]
+    )
 
 
 def randomize_case(
@@ -77,14 +89,18 @@ def randomize_case(
     """One randomised (deformed label map, image) pair on the input's grid; the same seed gives the same pair."""
     ids = torch.as_tensor(np.asarray(label_ids, dtype=np.int64))[None]
     groups = torch.as_tensor(_GROUP_OF_ID[np.asarray(label_ids, dtype=np.int64)])[None]
-    subject = tio.Subject(label=tio.LabelMap(tensor=ids, affine=affine),
-                          groups=tio.LabelMap(tensor=groups, affine=affine))
+    subject = tio.Subject(
+        label=tio.LabelMap(tensor=ids, affine=affine), groups=tio.LabelMap(tensor=groups, affine=affine)
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         out = transform(subject)
     assert isinstance(out, tio.Subject)
-    label, image = out.get_image("label").data[0], out.get_image("image").data[0]
-    return label.numpy().astype(np.int16), image.numpy().astype(np.float32)
+    label, image = out.get_image("label").data[0].numpy(), out.get_image("image").data[0].numpy()
+    # as ingest scales a real scan (and the phantoms and LDM images look): percentiles over the head, zero outside.
+    # Scaling over the whole field of view with a painted background left the head at another intensity scale and
+    # gave nnU-Net a dataset without zero background, so it planned another normalisation than the test images got.
+    return label.astype(np.int16), scale_intensity(image, label != 0, source="randomised image")
 
 
 def _case_seed(seed: int, index: int) -> int:
@@ -112,16 +128,27 @@ def randomize_dataset(
     for index in tqdm(range(n), desc="randomize", unit="sample"):
         case_src = source.case_ids[index % len(source)]
         case_id = f"rand{index:06d}"
-        provenance = {"source": "randomize", "seed": int(seed), "index": index, "case_seed": _case_seed(seed, index),
-                      "source_case": case_src, "source_dataset": str(data.resolve())}
+        provenance = {
+            "source": "randomize",
+            "seed": int(seed),
+            "index": index,
+            "case_seed": _case_seed(seed, index),
+            "source_case": case_src,
+            "source_dataset": str(data.resolve()),
+        }
         if paths.image(case_id).is_file() and paths.label(case_id).is_file():
             rows.append(_existing_row(paths, case_id, provenance))
             continue
         label = source.label(case_src)
         ids, image = randomize_case(label.data, label.affine, transform, provenance["case_seed"])
         rows.append(write_case(paths, case_id, ids, label.affine, image, provenance))
-    finalize(paths, rows, modality=modality, description=f"SynthSeg-style randomised images from {data}",
-             extra={"randomize": {"seed": int(seed), "n": n, "source_dataset": str(data.resolve())}})
+    finalize(
+        paths,
+        rows,
+        modality=modality,
+        description=f"SynthSeg-style randomised images from {data}",
+        extra={"randomize": {"seed": int(seed), "n": n, "source_dataset": str(data.resolve())}},
+    )
     log.info("wrote %d randomised cases to %s", n, out)
     return rows
 
@@ -130,13 +157,18 @@ def _existing_row(paths: DatasetPaths, case_id: str, provenance: dict[str, Any])
     """The manifest row of a case a previous run finished (resume)."""
     label = load_volume(paths.label(case_id), integer=True)
     ids = contiguous_to_ids(label.data)
-    return {"case_id": case_id, "image": str(paths.image(case_id).relative_to(paths.root)),
-            "label": str(paths.label(case_id).relative_to(paths.root)), **asdict(measure(ids, label.affine)),
-            **provenance}
+    return {
+        "case_id": case_id,
+        "image": str(paths.image(case_id).relative_to(paths.root)),
+        "label": str(paths.label(case_id).relative_to(paths.root)),
+        **asdict(measure(ids, label.affine)),
+        **provenance,
+    }
 
 
-def settings_from(mapping: dict[str, Any], keys: Sequence[str] = tuple(RandomizeSettings.__dataclass_fields__)
-                  ) -> RandomizeSettings:
+def settings_from(
+    mapping: dict[str, Any], keys: Sequence[str] = tuple(RandomizeSettings.__dataclass_fields__)
+) -> RandomizeSettings:
     """Settings from the command's config section; lists become tuples."""
     chosen: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in mapping.items() if k in keys}
     return RandomizeSettings(**chosen)

@@ -56,6 +56,8 @@ def test_train_and_predict_tiny_nnunet(run_nph, tmp_path: Path, record_property)
     labels = json.loads((out / "labels.json").read_text())
     assert labels["scheme"] == "binary" and labels["labels"] == {"background": 0, "ventricles": 1}
     assert read_prediction_scheme(out).structures() == {"ventricles": (1,)}  # as the benchmark reads it
+    applied = json.loads((out / "postprocessing.json").read_text())  # decided on the 2 validation cases
+    assert applied["validation_cases"] == 2 and applied["decided_on"] == str(model / "validation")
     reference = LabelledDataset(test)
     dices = []
     for case in reference.case_ids:

@@ -36,6 +36,9 @@ def test_seeds_reproducible_and_distinct() -> None:
     assert np.abs(img_a - img_c).mean() > 0.05 and (ids_a != ids_c).mean() > 0.02
     assert ids_a.shape == labels.shape and img_a.dtype == np.float32 and 0.0 <= img_a.min() < img_a.max() <= 1.0
     assert (ids_a != labels).mean() > 0.02  # deformed
+    # scaled like an ingested scan: zero outside the head, head percentiles 0.5/99.5 → 0/1
+    head = img_a[ids_a != 0]
+    assert (img_a[ids_a == 0] == 0).all() and np.percentile(head, 99.5) == pytest.approx(1.0, abs=0.01)
     assert set(np.unique(ids_a)) <= set(np.unique(labels))  # nearest neighbour: no new label values
     assert _group_r2(ids_a, img_a) > _group_r2(labels, img_a)  # the image follows the deformed labels
 
@@ -43,8 +46,13 @@ def test_seeds_reproducible_and_distinct() -> None:
 def test_image_is_painted_on_the_deformed_labels() -> None:
     """Without bias, blur, resolution loss or noise, the image is a GMM on the *deformed* label map."""
     labels, _, affine = toy_case(3)
-    clean = RandomizeSettings(elastic_control_points=5, anisotropy_downsampling=(1.0, 1.0), blur_std_mm=(0.0, 0.0),
-                              noise_std=(0.0, 0.0), bias_coefficients=0.0)
+    clean = RandomizeSettings(
+        elastic_control_points=5,
+        anisotropy_downsampling=(1.0, 1.0),
+        blur_std_mm=(0.0, 0.0),
+        noise_std=(0.0, 0.0),
+        bias_coefficients=0.0,
+    )
     for seed in range(3):
         ids, image = randomize_case(labels, affine, build_transform(clean), seed)
         assert _group_r2(ids, image) > 0.7 and _group_r2(ids, image) > _group_r2(labels, image) + 0.25
@@ -73,8 +81,11 @@ def test_dataset_folder_provenance_and_resume(toy_real: Path, tmp_path: Path) ->
     again = LabelledDataset(out)
     assert np.array_equal(again.image("rand000000").data, first)
     assert np.array_equal(again.image("rand000007").data, LabelledDataset(out).image("rand000007").data)
-    pd.testing.assert_frame_equal(again.manifest, pd.DataFrame(rows).sort_values("case_id").reset_index(drop=True)
-                                  [list(again.manifest.columns)], check_dtype=False)
+    pd.testing.assert_frame_equal(
+        again.manifest,
+        pd.DataFrame(rows).sort_values("case_id").reset_index(drop=True)[list(again.manifest.columns)],
+        check_dtype=False,
+    )
 
 
 def test_bad_settings(toy_real: Path, tmp_path: Path) -> None:

@@ -53,11 +53,20 @@ def _cpus(cfg: DictConfig) -> int:
 
 def _env(cfg: DictConfig, root: NnunetRoot, device: str) -> tuple[dict[str, str], int, int]:
     threads, workers = split_cpus(_cpus(cfg), device)
-    run_length = {"NPH_NNUNET_EPOCHS": cfg.epochs, "NPH_NNUNET_ITERATIONS": cfg.iterations,
-                  "NPH_NNUNET_VAL_ITERATIONS": cfg.val_iterations}
+    run_length = {
+        "NPH_NNUNET_EPOCHS": cfg.epochs,
+        "NPH_NNUNET_ITERATIONS": cfg.iterations,
+        "NPH_NNUNET_VAL_ITERATIONS": cfg.val_iterations,
+    }
     extra = {k: str(int(v)) for k, v in run_length.items() if v is not None}
-    env = nnunet_env(root, dict(os.environ), threads=threads, workers=workers,
-                     compile_model=bool(cfg.compile) and device == "cuda", extra=extra)
+    env = nnunet_env(
+        root,
+        dict(os.environ),
+        threads=threads,
+        workers=workers,
+        compile_model=bool(cfg.compile) and device == "cuda",
+        extra=extra,
+    )
     return env, threads, workers
 
 
@@ -68,10 +77,20 @@ def _export(cfg: DictConfig, root: NnunetRoot) -> None:
     counts = list(cfg.counts) if isinstance(cfg.counts, ListConfig) else [cfg.counts] * len(data)
     if len(counts) != len(data):
         raise InputError(f"counts: {len(counts)} values for {len(data)} data folders")
-    sources = [Source(Path(d).expanduser(), parse_count(c, f"counts[{i}]"))
-               for i, (d, c) in enumerate(zip(data, counts, strict=True))]
-    export_nnunet(sources, root, int(cfg.dataset), str(cfg.name), scheme=parse_scheme(cfg.scheme),
-                  seed=int(cfg.seed), val_cases=int(cfg.val_cases), val_source=cfg.val_source)
+    sources = [
+        Source(Path(d).expanduser(), parse_count(c, f"counts[{i}]"))
+        for i, (d, c) in enumerate(zip(data, counts, strict=True))
+    ]
+    export_nnunet(
+        sources,
+        root,
+        int(cfg.dataset),
+        str(cfg.name),
+        scheme=parse_scheme(cfg.scheme),
+        seed=int(cfg.seed),
+        val_cases=int(cfg.val_cases),
+        val_source=cfg.val_source,
+    )
 
 
 def _plan(cfg: DictConfig, root: NnunetRoot) -> None:
@@ -88,8 +107,10 @@ def _train(cfg: DictConfig, root: NnunetRoot) -> None:
     name = root.find_dataset(int(cfg.dataset))
     plans = plans_name(str(cfg.planner))
     if not (root.preprocessed / name / f"{plans}.json").is_file():
-        raise InputError(f"{root.preprocessed / name / (plans + '.json')}: missing "
-                         f"(run `nph nnunet plan root={root.root} dataset={cfg.dataset}` first)")
+        raise InputError(
+            f"{root.preprocessed / name / (plans + '.json')}: missing "
+            f"(run `nph nnunet plan root={root.root} dataset={cfg.dataset}` first)"
+        )
     if not (root.preprocessed / name / "splits_final.json").is_file():
         install_splits(root, name)
     device = torch_device(cfg).type
@@ -112,7 +133,18 @@ def _predict(cfg: DictConfig, root: NnunetRoot) -> None:
     device = torch_device(cfg).type
     env, threads, workers = _env(cfg, root, device)
     out = Path(cfg.out).expanduser().resolve()
-    predict_to_folder(model, Path(cfg.input).expanduser().resolve(), out, fold=str(cfg.fold), device=device,
-                      threads=threads, processes=max(1, workers), env=env,
-                      log_file=root.root / "logs" / f"predict_{name}.log")
-
+    if cfg.postprocess not in ("auto", "none"):
+        raise InputError(f"postprocess={cfg.postprocess!r}: unknown (known: auto, none)")
+    reference = root.preprocessed / name / "gt_segmentations" if cfg.postprocess == "auto" else None
+    predict_to_folder(
+        model,
+        Path(cfg.input).expanduser().resolve(),
+        out,
+        fold=str(cfg.fold),
+        device=device,
+        threads=threads,
+        processes=max(1, workers),
+        env=env,
+        log_file=root.root / "logs" / f"predict_{name}.log",
+        postprocess_reference=reference,
+    )
