@@ -68,7 +68,7 @@ def test_sample_images_bad_options(run_nph, flair_phantoms: Path, tmp_path: Path
     assert missing.status == 2 and "models=" in missing.err and "no such file" in missing.err
     sampler = run_nph("sample-images", f"models={tmp_path}", f"masks={flair_phantoms}", f"out={tmp_path / 'o'}",
                       "sampler=euler", TINY)
-    assert sampler.status == 2 and "sampler=euler: expected one of ddim, ddpm, rflow" in sampler.err
+    assert sampler.status == 2 and "sampler=euler: expected one of ddim, dpmpp_2m, ddpm, rflow" in sampler.err
     device = run_nph("sample-images", f"models={tmp_path}", f"masks={flair_phantoms}", f"out={tmp_path / 'o'}",
                      "device=gpu7", TINY)
     assert device.status == 2 and "device: 'gpu7' is not a torch device" in device.err
