@@ -97,10 +97,11 @@ def randomize_case(
         out = transform(subject)
     assert isinstance(out, tio.Subject)
     label, image = out.get_image("label").data[0].numpy(), out.get_image("image").data[0].numpy()
-    # as ingest scales a real scan (and the phantoms and LDM images look): percentiles over the head, zero outside.
-    # Scaling over the whole field of view with a painted background left the head at another intensity scale and
-    # gave nnU-Net a dataset without zero background, so it planned another normalisation than the test images got.
-    return label.astype(np.int16), scale_intensity(image, label != 0, source="randomised image")
+    # Percentiles over the head as ingest scales a real scan, and zero outside it as the phantoms and the LDM images
+    # look (an ingested scan's air falls below the head's 0.5th percentile and clips to 0 too). Scaling over the whole
+    # field of view with a painted background left the head at another intensity scale and gave nnU-Net a dataset
+    # without zero background, so it planned another normalisation than the test images got.
+    return label.astype(np.int16), scale_intensity(image, label != 0, source="randomised image", zero_outside=True)
 
 
 def _case_seed(seed: int, index: int) -> int:

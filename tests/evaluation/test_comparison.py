@@ -21,7 +21,8 @@ def _per_case() -> pd.DataFrame:
     for method, dice in DICE.items():
         for i, d in enumerate(dice):
             row = {"structure": WHOLE, "method": method, "case_id": f"c{i}", "reference_ml": 50.0,
-                   "predicted_ml": 50.0 + 10 * (1 - d), "flag": ""}  # fmt: skip
+                   "predicted_ml": 50.0 + 10 * (1 - d), "evans_reference": 0.35,
+                   "evans_predicted": 0.35 - 0.1 * (1 - d), "flag": ""}  # fmt: skip
             row.update({m: float(1 - d) * 10 for m in METRICS})
             row["dice"] = d
             rows.append(row)
