@@ -95,8 +95,9 @@ class CaseStore(Sequence[dict[str, torch.Tensor]]):
     @property
     def arrays(self) -> dict[str, np.ndarray]:
         if self._arrays is None:
-            self._arrays = {name: np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False)
-                            for name in self.fields}
+            self._arrays = {
+                name: np.load(self.folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in self.fields
+            }
         return self._arrays
 
     def __len__(self) -> int:
@@ -142,9 +143,12 @@ def _build(source: CaseSource, folder: Path) -> None:
     count = len(source.case_ids)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        arrays = {name: np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.dtype(dtype),
-                                                  shape=(count, *shape))
-                  for name, (shape, dtype) in source.fields.items()}
+        arrays = {
+            name: np.lib.format.open_memmap(
+                tmp / f"{name}.npy", mode="w+", dtype=np.dtype(dtype), shape=(count, *shape)
+            )
+            for name, (shape, dtype) in source.fields.items()
+        }
         last = time.monotonic()
         for index in tqdm(range(count), desc="case store", unit="case", disable=None):
             for name, array in source.read(index).items():
@@ -155,9 +159,15 @@ def _build(source: CaseSource, folder: Path) -> None:
         for array in arrays.values():
             array.flush()
         del arrays
-        write_json(tmp / INFO, {"format": STORE_FORMAT, "fingerprint": source.fingerprint(),
-                                "case_ids": list(source.case_ids),
-                                "fields": {n: {"shape": list(s), "dtype": d} for n, (s, d) in source.fields.items()}})
+        write_json(
+            tmp / INFO,
+            {
+                "format": STORE_FORMAT,
+                "fingerprint": source.fingerprint(),
+                "case_ids": list(source.case_ids),
+                "fields": {n: {"shape": list(s), "dtype": d} for n, (s, d) in source.fields.items()},
+            },
+        )
         tmp.rename(folder)
         fsync_dir(folder.parent)
     finally:

@@ -55,8 +55,9 @@ class LatentCache:
     @property
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if self._arrays is None:
-            self._arrays = tuple(np.load(self.folder / f"{n}.npy", mmap_mode="r", allow_pickle=False)
-                                 for n in ("mu", "sigma"))  # type: ignore[assignment]
+            self._arrays = tuple(
+                np.load(self.folder / f"{n}.npy", mmap_mode="r", allow_pickle=False) for n in ("mu", "sigma")
+            )  # type: ignore[assignment]
         assert self._arrays is not None
         return self._arrays
 
@@ -73,8 +74,14 @@ class MaskLatents(Sequence[dict[str, torch.Tensor]]):
     ``posterior=False`` trains on the means alone (σ = 0).
     """
 
-    def __init__(self, cache: LatentCache, indices: Sequence[int], scale: float,
-                 condition: npt.NDArray[np.floating], posterior: bool) -> None:
+    def __init__(
+        self,
+        cache: LatentCache,
+        indices: Sequence[int],
+        scale: float,
+        condition: npt.NDArray[np.floating],
+        posterior: bool,
+    ) -> None:
         self.cache, self.indices, self.scale, self.posterior = cache, list(indices), float(scale), posterior
         self.condition = np.asarray(condition, dtype=np.float32)
 
@@ -85,13 +92,23 @@ class MaskLatents(Sequence[dict[str, torch.Tensor]]):
         case = self.indices[index]
         mu_all, sigma_all = self.cache.arrays
         mu = torch.from_numpy(np.array(mu_all[case], dtype=np.float32)) * self.scale
-        sigma = (torch.from_numpy(np.array(sigma_all[case], dtype=np.float32)) * self.scale if self.posterior
-                 else torch.zeros_like(mu))
+        sigma = (
+            torch.from_numpy(np.array(sigma_all[case], dtype=np.float32)) * self.scale
+            if self.posterior
+            else torch.zeros_like(mu)
+        )
         return {"mu": mu, "sigma": sigma, "condition": torch.tensor(float(self.condition[case]))}
 
 
-def cached_latents(ae: nn.Module, labels: Sequence[dict[str, torch.Tensor]], case_ids: Sequence[str],
-                   ae_digest: str, folder: Path, device: torch.device, batch_size: int = 4) -> LatentCache:
+def cached_latents(
+    ae: nn.Module,
+    labels: Sequence[dict[str, torch.Tensor]],
+    case_ids: Sequence[str],
+    ae_digest: str,
+    folder: Path,
+    device: torch.device,
+    batch_size: int = 4,
+) -> LatentCache:
     """The latents of ``labels`` under ``folder`` (the training state), encoding them only if not cached.
 
     Args:
@@ -116,8 +133,15 @@ def cached_latents(ae: nn.Module, labels: Sequence[dict[str, torch.Tensor]], cas
 
 
 @torch.inference_mode()
-def _encode(ae: nn.Module, labels: Sequence[dict[str, torch.Tensor]], case_ids: list[str], ae_digest: str,
-            target: Path, device: torch.device, batch_size: int) -> None:
+def _encode(
+    ae: nn.Module,
+    labels: Sequence[dict[str, torch.Tensor]],
+    case_ids: list[str],
+    ae_digest: str,
+    target: Path,
+    device: torch.device,
+    batch_size: int,
+) -> None:
     """Encode every case in batches on ``device`` into a temporary folder, then rename it to ``target``."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
@@ -129,9 +153,10 @@ def _encode(ae: nn.Module, labels: Sequence[dict[str, torch.Tensor]], case_ids: 
             batch = torch.stack([labels[i]["labels"] for i in range(start, min(start + batch_size, len(case_ids)))])
             for name, value in zip(("mu", "sigma"), ae.encode(batch.to(device)), strict=True):
                 if name not in arrays:
-                    arrays[name] = np.lib.format.open_memmap(tmp / f"{name}.npy", mode="w+", dtype=np.float32,
-                                                             shape=(len(case_ids), *value.shape[1:]))
-                arrays[name][start:start + len(batch)] = value.float().cpu().numpy()
+                    arrays[name] = np.lib.format.open_memmap(
+                        tmp / f"{name}.npy", mode="w+", dtype=np.float32, shape=(len(case_ids), *value.shape[1:])
+                    )
+                arrays[name][start : start + len(batch)] = value.float().cpu().numpy()
             if time.monotonic() - last > LOG_EVERY_S:
                 log.info("mask latents: %d of %d cases encoded on %s", start + len(batch), len(case_ids), device)
                 last = time.monotonic()
@@ -144,8 +169,9 @@ def _encode(ae: nn.Module, labels: Sequence[dict[str, torch.Tensor]], case_ids: 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    log.info("mask latents: %d cases encoded on %s in %.1f s → %s", len(case_ids), device,
-             time.monotonic() - started, target)
+    log.info(
+        "mask latents: %d cases encoded on %s in %.1f s → %s", len(case_ids), device, time.monotonic() - started, target
+    )
 
 
 def _remove_stale(folder: Path, keep: Path) -> None:

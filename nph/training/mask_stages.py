@@ -19,6 +19,7 @@ from torch.utils.data import Subset
 from nph.data.labels import LABEL_IDS, LABEL_NAMES, VENTRICLE_IDS, label_id_table
 from nph.errors import InputError
 from nph.models.bundle import BundleKind, bundle_digest, load_bundle
+from nph.models.latent_stats import inverse_std
 from nph.models.mask_ae import MaskAETask, MaskAutoencoder, build_mask_ae, dice_per_class
 from nph.models.mask_data import MaskData, load_masks
 from nph.models.mask_dm import MaskDMTask, build_mask_unet, oversampling_weights
@@ -41,8 +42,7 @@ def _grid_meta(data: MaskData, training: Sequence[int], validation: Sequence[int
 @torch.inference_mode()
 def latent_scale_factor(net: MaskAutoencoder, labels: Iterable[torch.Tensor]) -> float:
     """1 / std of posterior samples over ``labels`` (Rombach et al.): unit-variance latents for the U-Net."""
-    latents = [net.autoencoder.sampling(*net.encode(x[None])) for x in labels]
-    return float(1.0 / torch.cat([z.flatten() for z in latents]).std())
+    return inverse_std(net.autoencoder.sampling(*net.encode(x[None])) for x in labels)
 
 
 @torch.inference_mode()

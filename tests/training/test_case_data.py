@@ -21,10 +21,20 @@ from nph.training.mask_stages import load_mask_ae, setup_mask_dm
 
 GRID = ["experiment=tiny", "grid.shape=[16,24,16]", "grid.spacing=[10.0,9.333,10.0]"]
 AE_NETWORK = {"embed_dim": 4, "channels": [8, 8], "num_res_blocks": 1, "latent_channels": 3, "norm_num_groups": 4}
-DM_SECTION = {"network": {"channels": [8, 8], "attention_levels": [False, False], "num_head_channels": 8,
-                          "num_res_blocks": 1, "norm_num_groups": 4, "resblock_updown": False},
-              "noise": {"kind": "ddpm", "prediction": "epsilon", "num_train_timesteps": 100},
-              "validation_cases": 2, "posterior_sampling": True, "encode_batch": 2}
+DM_SECTION = {
+    "network": {
+        "channels": [8, 8],
+        "attention_levels": [False, False],
+        "num_head_channels": 8,
+        "num_res_blocks": 1,
+        "norm_num_groups": 4,
+        "resblock_updown": False,
+    },
+    "noise": {"kind": "ddpm", "prediction": "epsilon", "num_train_timesteps": 100},
+    "validation_cases": 2,
+    "posterior_sampling": True,
+    "encode_batch": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -130,4 +140,3 @@ def test_mask_latents_encoded_once_per_autoencoder_and_validation_held_out(phant
     assert calls == [2, 2, 2] * 2
     assert [p.name for p in (models / "mask_dm" / "training").glob("latents-*")] != [cache.name]
     assert not cache.exists()
-

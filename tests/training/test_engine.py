@@ -134,7 +134,7 @@ def test_loader_workers_change_nothing_and_resume_stays_exact(tmp_path, toy_data
 
 
 def test_bad_loader_config():
-    with pytest.raises(InputError, match="train.num_workers"):
+    with pytest.raises(InputError, match=r"train\.num_workers"):
         toy_config(num_workers=-1)
-    with pytest.raises(InputError, match="train.prefetch"):
+    with pytest.raises(InputError, match=r"train\.prefetch"):
         toy_config(prefetch=0)
