@@ -28,7 +28,16 @@ from tqdm import tqdm
 
 from nph.io.atomic import fsync_dir, write_json
 
-__all__ = ["CaseSource", "CaseStore", "LazyCases", "as_tensors", "file_lock", "files_fingerprint", "open_store"]
+__all__ = [
+    "CaseSource",
+    "CaseStore",
+    "LazyCases",
+    "as_tensors",
+    "file_lock",
+    "files_fingerprint",
+    "open_store",
+    "publish",
+]
 
 log = logging.getLogger(__name__)
 STORE_FORMAT = 1
@@ -126,6 +135,21 @@ def open_store(source: CaseSource, cache_root: Path) -> CaseStore:
     return store
 
 
+def publish(tmp: Path, folder: Path, marker: str = INFO) -> None:
+    """Rename a finished folder into place; if another builder (where locks do not reach) won, keep theirs.
+
+    ``marker`` is the file a finished folder holds (written last).
+    """
+    try:
+        tmp.rename(folder)
+    except OSError:
+        if not (folder / marker).is_file():
+            raise
+        log.info("%s: built by another process meanwhile; using that one", folder)
+        return
+    fsync_dir(folder.parent)
+
+
 @contextlib.contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock across the processes of a node: the other ranks wait while one builds."""
@@ -168,8 +192,7 @@ def _build(source: CaseSource, folder: Path) -> None:
                 "fields": {n: {"shape": list(s), "dtype": d} for n, (s, d) in source.fields.items()},
             },
         )
-        tmp.rename(folder)
-        fsync_dir(folder.parent)
+        publish(tmp, folder)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

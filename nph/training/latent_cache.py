@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nph.io.atomic import fsync_dir, write_json
-from nph.training.case_store import file_lock
+from nph.io.atomic import write_json
+from nph.training.case_store import file_lock, publish
 
 __all__ = ["LatentCache", "MaskLatents", "cached_latents", "latent_key"]
 
@@ -164,8 +164,7 @@ def _encode(
             array.flush()
         del arrays
         write_json(tmp / INFO, {"ae_digest": ae_digest, "case_ids": case_ids, "device": str(device)})
-        tmp.rename(target)
-        fsync_dir(target.parent)
+        publish(tmp, target, INFO)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +13,12 @@ import torch
 
 from nph.cli.main import main
 from nph.errors import InputError
+from nph.io.nifti import save_volume
 from nph.models.bundle import bundle_digest, save_bundle
 from nph.models.image_data import load_pairs
 from nph.models.mask_ae import MaskAutoencoder, build_mask_ae
 from nph.models.mask_data import load_masks
+from nph.training.case_store import publish
 from nph.training.data import split_cases
 from nph.training.mask_stages import load_mask_ae, setup_mask_dm
 
@@ -140,3 +143,25 @@ def test_mask_latents_encoded_once_per_autoencoder_and_validation_held_out(phant
     assert calls == [2, 2, 2] * 2
     assert [p.name for p in (models / "mask_dm" / "training").glob("latents-*")] != [cache.name]
     assert not cache.exists()
+
+
+def test_a_bad_case_stops_the_build_and_leaves_no_store(phantoms, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(phantoms, data)
+    victim = sorted((data / "labelsTr").glob("*.nii.gz"))[4]
+    save_volume(victim, np.zeros((16, 24, 15), dtype=np.uint8), np.diag([10.0, 9.333, 10.0, 1.0]), dtype=np.uint8)
+    with pytest.raises(InputError, match=rf"{victim.name}: grid \(16, 24, 15\) differs from the first case's"):
+        load_masks(data, cache=tmp_path / "cache")
+    assert not list((tmp_path / "cache").iterdir()) or all(p.suffix == ".lock" for p in (tmp_path / "cache").iterdir())
+
+
+def test_publish_keeps_the_folder_another_builder_finished_first(tmp_path):
+    first, second, target = tmp_path / "a", tmp_path / "b", tmp_path / "store"
+    for folder, text in ((first, "first"), (second, "second")):
+        folder.mkdir()
+        (folder / "store.json").write_text(text)
+    publish(first, target)
+    publish(second, target)
+    assert (target / "store.json").read_text() == "first"
+    with pytest.raises(OSError):
+        publish(second, tmp_path)  # a non-empty folder that is not a finished store is an error
