@@ -3,12 +3,15 @@
     .venv/bin/python benchmarks/memory_per_case.py --work /tmp/nph-mem [--cases 24 72 200]
 
 For each case count it writes a labelled dataset of that many thesis-grid pairs (hard links to a few
-`nph phantom` cases under new case ids: the data path does not care what the heads look like), runs
-``nph train stage=image_ae`` with a small network (the data, not the network, is the point) for a few steps
-in a child process, and samples the child's RssAnon (/proc/PID/status) every 20 ms. The slope of peak
-anonymous memory over the number of cases is the figure (docs/performance.md): it must stay well under
-1 MB per case. It then times the data path alone (case store → DataLoader → collated batches) against a
-training step. Prints one JSON object; writes it to ``--json`` if given.
+`nph phantom` cases under new case ids: the data path does not care what the heads look like) and trains,
+in a child process, the image autoencoder task (``ImageAETask``, a small SPADE network on random 16³ crops:
+the data, not the network, is the point) with the real engine for as many steps as there are cases, so every
+case is read at least once. The parent samples the child's RssAnon (/proc/PID/status, workers included)
+every 20 ms. ``store`` is nph's path (memory-mapped case store, what ``nph train`` uses); ``eager`` holds
+every case in a list as float32 image + int64 labels, as nph did before. The slope of peak anonymous memory
+over the number of cases is the figure (docs/performance.md): it must stay well under 1 MB per case.
+It also times the data path alone (store → DataLoader → collated batches) against the training step.
+Prints one JSON object; writes it to ``--json`` if given.
 """
 
 from __future__ import annotations
@@ -28,18 +31,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 THESIS_GRID = ["experiment=thesis"]
-#: A small SPADE autoencoder on the thesis grid (×4, 6 latent channels as the thesis), no adversary.
-SMALL_IMAGE_AE = [
-    "image_ae.network.channels=[8,16,16]",
-    "image_ae.network.num_res_blocks=1",
-    "image_ae.network.norm_num_groups=8",
-    "image_ae.network.spade_channels=8",
-    "image_ae.loss.adv_weight=0",
-    "image_ae.validation_cases=2",
-    "image_ae.train.batch_size=1",
-    "image_ae.train.num_workers=0",
-    "image_ae.train.warmup_steps=0",
-]
+SMALL_AE = {
+    "channels": [8, 8],
+    "num_res_blocks": 1,
+    "latent_channels": 6,
+    "norm_num_groups": 8,
+    "spade_channels": 8,
+    "attention": False,
+}
+CROP = (16, 16, 16)
 BASE_CASES = 4
 POLL_S = 0.02
 
@@ -67,11 +67,14 @@ def _anon_kib(pid: int) -> int:
 
 
 def peak_anon_mb(argv: list[str], log: Path) -> tuple[float, float]:
-    """Run ``nph *argv``; return (peak anonymous MB of it and its workers, wall seconds)."""
+    """Run ``python THIS_SCRIPT *argv``; return (peak anonymous MB of it and its workers, wall seconds)."""
     peak = [0]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WANDB_MODE": "disabled"}
     with open(log, "w") as handle:
         started = time.perf_counter()
-        child = _nph(*argv, stdout=handle, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            [sys.executable, __file__, *argv], env=env, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT
+        )
 
         def watch() -> None:
             while child.poll() is None:
@@ -83,8 +86,47 @@ def peak_anon_mb(argv: list[str], log: Path) -> tuple[float, float]:
         code = child.wait()
         thread.join()
     if code != 0:
-        raise SystemExit(f"nph {' '.join(argv)} failed ({code}); see {log}")
+        raise SystemExit(f"{' '.join(argv)} failed ({code}); see {log}")
     return peak[0] / 1024, time.perf_counter() - started
+
+
+def train_child(data: Path, cache: Path, out: Path, mode: str, workers: int) -> None:
+    """One engine run of the image AE task over every case (the child process the parent measures)."""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from nph.models.image_ae import ImageAETask, build_image_ae
+    from nph.models.image_data import load_pairs
+    from nph.training import Engine, EngineConfig
+
+    torch.set_num_threads(1)
+    examples = load_pairs(data, (96, 128, 96), cache).examples
+    if mode == "eager":
+        examples = [examples[i] for i in range(len(examples))]  # float32 image + int64 labels per case, held
+    torch.manual_seed(0)
+    task = ImageAETask(
+        build_image_ae(SMALL_AE),
+        discriminator=None,
+        perceptual=None,
+        kl_weight=1e-6,
+        adv_weight=0.0,
+        perceptual_weight=0.0,
+        adv_start=0,
+        crop=CROP,
+    )
+    cfg = EngineConfig(
+        max_steps=len(examples),
+        batch_size=1,
+        lr=1e-3,
+        checkpoint_every=10**6,
+        log_every=10**6,
+        num_workers=workers,
+        precision="fp32",
+    )
+    started = time.perf_counter()
+    result = Engine(task, examples, cfg, out)()
+    rate = result.steps / (time.perf_counter() - started)
+    print(json.dumps({"training_samples_per_s": rate, "final_loss": result.losses[-1]}), flush=True)
 
 
 def dataset_of(base: Path, count: int, out: Path) -> Path:
@@ -134,46 +176,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="scratch folder (datasets, models)")
     parser.add_argument("--cases", type=int, nargs="+", default=[24, 72, 200])
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--modes", nargs="+", default=["store", "eager"])
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--child", nargs=4, metavar=("DATA", "CACHE", "OUT", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args()
+    if args.child:
+        data, cache, out, mode = args.child
+        train_child(Path(data), Path(cache), Path(out), mode, args.workers)
+        return
     work = args.work
     base = work / "base"
     if not (base / "manifest.csv").is_file():
         shutil.rmtree(base, ignore_errors=True)
         assert _nph("phantom", f"out={base}", f"n={BASE_CASES}", "seed=0", *THESIS_GRID).wait() == 0
-    figures: dict[str, Any] = {"cases": [], "peak_anon_mb": [], "run_seconds": []}
-    for count in args.cases:
-        data = dataset_of(base, count, work / f"data_{count}")
-        models = work / f"models_{count}"
-        shutil.rmtree(models, ignore_errors=True)
-        argv = [
-            "train",
-            "stage=image_ae",
-            f"data={data}",
-            f"models={models}",
-            *THESIS_GRID,
-            *SMALL_IMAGE_AE,
-            f"image_ae.train.max_steps={args.steps}",
-            "wandb.mode=disabled",
-        ]
-        peak, seconds = peak_anon_mb(argv, work / f"train_{count}.log")
-        figures["cases"].append(count)
-        figures["peak_anon_mb"].append(round(peak, 1))
-        figures["run_seconds"].append(round(seconds, 1))
-        print(f"{count} cases: peak anonymous memory {peak:.1f} MB, run {seconds:.0f} s", flush=True)
-    slope, intercept = np.polyfit(figures["cases"], figures["peak_anon_mb"], 1)
-    figures.update(slope_mb_per_case=round(float(slope), 4), intercept_mb=round(float(intercept), 1))
-    largest = figures["cases"][-1]
-    data, cache = work / f"data_{largest}", work / f"models_{largest}" / "cache"
-    figures["data_path_samples_per_s"] = {str(w): round(data_path_rate(data, cache, w, 100), 1) for w in (0, 2)}
-    train_log = (work / f"train_{largest}.log").read_text()
-    rates = [
-        float(part.split("=")[1].rstrip("]"))
-        for part in train_log.replace(",", " ").split()
-        if part.startswith("samples_per_s=")
-    ]
-    figures["training_samples_per_s"] = rates[-1] if rates else None
+    figures: dict[str, Any] = {"cases": args.cases}
+    for mode in args.modes:
+        peaks, rates = [], []
+        for count in args.cases:
+            data = dataset_of(base, count, work / f"data_{count}")
+            out = work / f"run_{mode}_{count}"
+            shutil.rmtree(out, ignore_errors=True)
+            child = ["--work", str(work), "--child", str(data), str(work / "cache"), str(out), mode]
+            peak, seconds = peak_anon_mb(child, work / f"{mode}_{count}.log")
+            lines = (work / f"{mode}_{count}.log").read_text().splitlines()
+            rates.append(round(json.loads(lines[-1])["training_samples_per_s"], 2))
+            peaks.append(round(peak, 1))
+            print(f"{mode}, {count} cases: peak anonymous memory {peak:.1f} MB ({seconds:.0f} s)", flush=True)
+        slope, intercept = np.polyfit(args.cases, peaks, 1)
+        figures[mode] = {
+            "peak_anon_mb": peaks,
+            "slope_mb_per_case": round(float(slope), 4),
+            "intercept_mb": round(float(intercept), 1),
+            "training_samples_per_s": rates,
+        }
+    data = work / f"data_{args.cases[-1]}"
+    figures["data_path_samples_per_s"] = {
+        f"{w}_workers": round(data_path_rate(data, work / "cache", w, 200), 1) for w in (0, 2)
+    }
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:
