@@ -20,7 +20,8 @@ from nph.models.mask_ae import MaskAutoencoder, build_mask_ae
 from nph.models.mask_data import load_masks
 from nph.training.case_store import publish
 from nph.training.data import split_cases
-from nph.training.mask_stages import load_mask_ae, setup_mask_dm
+from nph.training.image_stages import setup_image_ae
+from nph.training.mask_stages import load_mask_ae, setup_mask_ae, setup_mask_dm
 
 GRID = ["experiment=tiny", "grid.shape=[16,24,16]", "grid.spacing=[10.0,9.333,10.0]"]
 AE_NETWORK = {"embed_dim": 4, "channels": [8, 8], "num_res_blocks": 1, "latent_channels": 3, "norm_num_groups": 4}
@@ -165,3 +166,33 @@ def test_publish_keeps_the_folder_another_builder_finished_first(tmp_path):
     assert (target / "store.json").read_text() == "first"
     with pytest.raises(OSError):
         publish(second, tmp_path)  # a non-empty folder that is not a finished store is an error
+
+
+@pytest.mark.parametrize("stage", ["mask_ae", "image_ae"])
+def test_autoencoder_stages_train_and_validate_on_disjoint_recorded_cases(phantoms, tmp_path, stage):
+    if stage == "mask_ae":
+        section = {"network": AE_NETWORK, "validation_cases": 2}
+        setup = setup_mask_ae(section, phantoms, cache=tmp_path, split_seed=7)
+    else:
+        network = {
+            "channels": [8, 8],
+            "num_res_blocks": 1,
+            "latent_channels": 6,
+            "norm_num_groups": 8,
+            "spade_channels": 8,
+            "attention": False,
+        }
+        loss = {"kl_weight": 1e-6, "adv_weight": 0.0, "adv_start": 0, "perceptual_weight": 0.0}
+        setup = setup_image_ae(
+            {"network": network, "loss": loss, "validation_cases": 2}, phantoms, cache=tmp_path, split_seed=7
+        )
+    ids = load_masks(phantoms).case_ids
+    split = setup.meta["cases"]
+    assert split["seed"] == 7 and setup.meta["training_cases"] == 4 == len(setup.examples)
+    assert (
+        [ids[i] for i in setup.validation.indices] == split["validation"] == [ids[i] for i in split_cases(ids, 2, 7)[1]]
+    )
+    assert [ids[i] for i in setup.examples.indices] == split["training"]
+    assert not set(split["training"]) & set(split["validation"])
+    held_out = {bytes(setup.validation[i]["labels"].numpy()) for i in range(2)}
+    assert not held_out & {bytes(setup.examples[i]["labels"].numpy()) for i in range(4)}
