@@ -69,7 +69,7 @@ SMOKE = {
 
 def _smoke_argv(stage: str) -> list[str]:
     train = f"{stage}.train"
-    return [f"{train}.max_steps=1", f"{train}.batch_size=1", f"{train}.num_workers=0", f"{train}.precision=fp32",
+    return [f"{train}.max_steps=1", f"{train}.batch_size=1", f"{train}.num_workers=0",
             f"{stage}.validation_cases=1", *SMOKE[stage]]
 
 
