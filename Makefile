@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: install install-samseg test test-fast lint format check-format typecheck bench clean-venv
+.PHONY: install install-samseg test test-fast thesis-smoke lint format check-format typecheck bench clean-venv
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,9 @@ test: install install-samseg
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow and not slurm" $(PYTEST_ARGS)
+
+thesis-smoke: install  ## one step of each stage + a 2-step generate at experiment=thesis on the CPU (slow)
+	$(BIN)/python -m pytest tests/models/test_thesis_sizes.py -k smoke $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check nph launch tests benchmarks

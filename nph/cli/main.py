@@ -16,16 +16,18 @@ from omegaconf import OmegaConf
 from nph import __version__
 from nph.cli.config import compose_config, config_dir, config_name
 from nph.cli.registry import COMMANDS, SUBCOMMANDS
-from nph.errors import InputError
+from nph.errors import InputError, Interrupted
 
 __all__ = ["main"]
 
 log = logging.getLogger("nph")
 EXIT_USAGE = 2
+#: stopped early with its state saved (EX_TEMPFAIL): not done, rerun to resume
+EXIT_INTERRUPTED = 75
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit status (0 ok, 2 bad input)."""
+    """Run one command; returns the exit status (0 ok, 2 bad input, 75 interrupted with its state saved)."""
     args = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="[nph] %(message)s", stream=sys.stderr)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -53,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"nph {command}: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except Interrupted as stop:
+        print(f"nph {command}: interrupted: {stop}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

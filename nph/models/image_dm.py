@@ -7,7 +7,7 @@ autoencoder and its stored latent scale factor turn images into latents inside t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ from monai.networks.nets import SPADEAutoencoderKL, SPADEDiffusionModelUNet
 from nph.data.labels import NUM_CLASSES
 from nph.errors import InputError
 from nph.models.image_ae import one_hot_seg
+from nph.models.latent_stats import inverse_std
 from nph.models.noise import build_scheduler, noisy_input_and_target
 from nph.sampling.diffusion import initial_noise, sample_latents
 from nph.training import Task
@@ -53,7 +54,7 @@ def build_image_dm(network: Mapping[str, Any], latent_channels: int) -> SPADEDif
 
 
 @torch.no_grad()
-def latent_scale_factor(autoencoder: SPADEAutoencoderKL, images: Sequence[torch.Tensor],
+def latent_scale_factor(autoencoder: SPADEAutoencoderKL, images: Iterable[torch.Tensor],
                         device: torch.device | None = None) -> float:
     """1 / standard deviation of the posterior means of ``images`` (each (1, X, Y, Z)), so latents have unit scale.
 
@@ -62,11 +63,7 @@ def latent_scale_factor(autoencoder: SPADEAutoencoderKL, images: Sequence[torch.
     """
     autoencoder.eval()
     device = device or next(autoencoder.parameters()).device
-    latents = [autoencoder.encode(image[None].to(device))[0].float().flatten() for image in images]
-    std = float(torch.cat(latents).std())
-    if not np.isfinite(std) or std <= 0:
-        raise RuntimeError(f"latent scale factor: latents have standard deviation {std}")
-    return 1.0 / std
+    return inverse_std(autoencoder.encode(image[None].to(device))[0].float() for image in images)
 
 
 class ImageDMTask(Task):

@@ -24,6 +24,8 @@ __all__ = ["CONTEXT_DIM", "MaskDMTask", "build_mask_unet", "make_context", "over
 
 #: [normalised ventricle fraction, conditioned flag]
 CONTEXT_DIM = 2
+#: Seed of the noise, timesteps and posterior draws of a validation step (the same for every checkpoint).
+VALIDATION_SEED = 0
 
 
 def build_mask_unet(network: Mapping[str, Any], latent_channels: int) -> DiffusionModelUNet:
@@ -88,3 +90,13 @@ class MaskDMTask(Task):
         prediction = self.net(x_t, timesteps=t, context=make_context(batch["condition"], keep))
         loss = self.loss(prediction.float(), target)
         return loss, {"conditioned": float(keep.mean())}
+
+    def validation_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Conditioned denoising error on held-out cases, seeded (the global RNG is left as it was)."""
+        with torch.random.fork_rng(devices=[batch["mu"].device] if batch["mu"].is_cuda else []):
+            torch.manual_seed(VALIDATION_SEED)
+            z = batch["mu"] + batch["sigma"] * torch.randn_like(batch["sigma"])
+            x_t, t, target = noisy_input_and_target(self.scheduler, self.noise_cfg, z)
+            keep = torch.ones(z.shape[0], device=z.device)
+            prediction = self.net(x_t, timesteps=t, context=make_context(batch["condition"], keep))
+            return {"mse": float(self.loss(prediction.float(), target))}

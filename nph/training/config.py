@@ -47,14 +47,18 @@ class EngineConfig:
     image_every: int = 0  # 0 = never log sample images
     validate_every: int = 0  # 0 = only at the end
     seed: int = 0
+    num_workers: int = 0  # DataLoader processes loading batches ahead (0 = in the training process)
+    prefetch: int = 2  # batches each worker loads ahead
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "log_every"):
+        for name in ("max_steps", "batch_size", "grad_accum", "checkpoint_every", "log_every", "prefetch"):
             if int(getattr(self, name)) < 1:
                 raise InputError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
         if self.batch_size % self.grad_accum:
             raise InputError(
                 f"train.batch_size: {self.batch_size} is not divisible by train.grad_accum={self.grad_accum}")
+        if self.num_workers < 0:
+            raise InputError(f"train.num_workers: must be >= 0, got {self.num_workers}")
         if self.lr <= 0:
             raise InputError(f"train.lr: must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "constant"):

@@ -12,7 +12,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -23,18 +23,19 @@ import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from nph.errors import InputError
 from nph.io.atomic import write_text
 from nph.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint
 from nph.training.config import EngineConfig, Precision, resolve_precision
-from nph.training.data import BatchOrder, collate
-from nph.training.distributed import DistEnv, init_distributed
+from nph.training.data import BatchOrder, MicroBatches, collate
+from nph.training.distributed import DistEnv, init_distributed, local_device
 from nph.training.optim import EMA, warmup_cosine
 from nph.training.tracking import Tracker
 
-__all__ = ["Engine", "Task", "TrainResult"]
+__all__ = ["Engine", "Task", "TrainResult", "default_device"]
 
 log = logging.getLogger(__name__)
 Batch = dict[str, torch.Tensor]
@@ -87,6 +88,13 @@ class TrainResult:
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def default_device(env: DistEnv) -> torch.device:
+    """This rank's device from what the scheduler bound (:func:`nph.training.distributed.local_device`):
+    ``cuda:<local rank>`` when the rank sees the node's GPUs, ``cuda:0`` when one GPU is bound per task, else
+    the CPU."""
+    return local_device(env)
+
+
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
@@ -122,8 +130,7 @@ class Engine:
         self.task, self.dataset, self.cfg, self.out_dir = task, dataset, cfg, Path(out_dir)
         self.validation, self.tracker, self.requeue = validation, tracker, requeue
         self.run_config = dict(run_config or {})
-        self.device = device or (torch.device("cuda", self.env.local_rank) if torch.cuda.is_available()
-                                 else torch.device("cpu"))
+        self.device = device or default_device(self.env)
         self.precision = resolve_precision(cfg.precision, self.device)
         self.order = BatchOrder(len(dataset), micro, cfg.grad_accum, cfg.seed, weights)
         self.step = 0
@@ -180,13 +187,15 @@ class Engine:
             bar = tqdm(total=self.cfg.max_steps, initial=self.step, disable=not self.env.is_main, desc="train",
                        unit="step")
             started, start_step = time.perf_counter(), self.step
+            batches = self._batches()
             while self.step < self.cfg.max_steps and not self._stop:
-                logs = self._train_step()
+                logs = self._train_step(batches)
                 rate = (self.step - start_step) * self.cfg.batch_size / max(time.perf_counter() - started, 1e-9)
                 bar.update(1)
                 bar.set_postfix(loss=f"{logs['loss']:.4g}", samples_per_s=f"{rate:.2f}")
                 self._after_step(logs, rate)
             bar.close()
+            del batches  # stops the loader's workers
             interrupted = self.step < self.cfg.max_steps
             self.save()
         validation = {} if interrupted else self.validate()
@@ -204,14 +213,29 @@ class Engine:
     def _batch(self, indices: list[int]) -> Batch:
         return {k: v.to(self.device, non_blocking=True) for k, v in collate([self.dataset[i] for i in indices]).items()}
 
-    def _train_step(self) -> dict[str, float]:
+    def _batches(self) -> Iterator[Batch]:
+        """This rank's micro-batches from the current step on, in :class:`BatchOrder`'s order.
+
+        ``train.num_workers`` processes load ``train.prefetch`` batches ahead each (pinned on a GPU); which
+        examples a step sees stays a pure function of (seed, step), so resuming is exact with any worker count.
+        """
+        plan = MicroBatches(self.order, self.step, self.cfg.max_steps, self.env.rank, self.env.world_size)
+        workers = self.cfg.num_workers
+        loader = DataLoader(cast(Any, self.dataset), batch_sampler=plan, collate_fn=collate, num_workers=workers,
+                            prefetch_factor=self.cfg.prefetch if workers else None,
+                            pin_memory=self.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(self.cfg.seed))
+        for batch in loader:
+            yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+
+    def _train_step(self, batches: Iterator[Batch]) -> dict[str, float]:
         self._in_step = True
         torch.manual_seed(_step_seed(self.cfg.seed, self.step, self.env.rank))
         self.task.train()
         self.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for micro in range(self.cfg.grad_accum):
-            batch = self._batch(self.order.indices(self.step, micro, self.env.rank, self.env.world_size))
+            batch = next(batches)
             sync = micro == self.cfg.grad_accum - 1 or not self.env.is_distributed
             no_sync = contextlib.nullcontext() if sync else cast(DistributedDataParallel, self.model).no_sync()
             with no_sync, self._autocast():

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from monai.networks.nets import SPADEAutoencoderKL
+from torch.utils.data import Subset
 
 from nph.data.labels import label_id_table
 from nph.errors import InputError
@@ -28,6 +29,7 @@ from nph.models.image_losses import build_discriminator, perceptual_loss_from_co
 from nph.models.image_quality import reconstruction_l1, reconstruction_ssim
 from nph.sampling.pairing import ImageModel, consistency_report, paint_images
 from nph.seeds import sample_seed
+from nph.training.data import split_cases, split_meta
 from nph.training.stage import StageSetup
 
 __all__ = ["STAGES", "load_image_ae", "setup_image_ae", "setup_image_dm"]
@@ -39,9 +41,10 @@ SCALE_CASES = 64
 QUALITY_SEED = 0
 
 
-def _grid_meta(pairs: PairData) -> dict[str, Any]:
+def _grid_meta(pairs: PairData, training: Sequence[int], validation: Sequence[int], seed: int) -> dict[str, Any]:
     return {"label_ids": label_id_table(), "shape": list(pairs.shape), "spacing": [float(s) for s in pairs.spacing],
-            "affine": np.asarray(pairs.affine).tolist(), "channels": 1, "training_cases": len(pairs.examples)}
+            "affine": np.asarray(pairs.affine).tolist(), "channels": 1, "training_cases": len(training),
+            "cases": split_meta(pairs.case_ids, training, validation, seed)}
 
 
 def _check_divisible(shape: tuple[int, ...], factor: int, key: str) -> None:
@@ -49,14 +52,19 @@ def _check_divisible(shape: tuple[int, ...], factor: int, key: str) -> None:
         raise InputError(f"{key}: {list(shape)} is not divisible by the autoencoder's downsampling ×{factor}")
 
 
-def _validation(pairs: PairData, count: int) -> list[dict[str, torch.Tensor]]:
-    return pairs.examples[: max(0, min(int(count), len(pairs.examples)))]
+def _split(pairs: PairData, section: Mapping[str, Any], seed: int) -> tuple[Subset, Subset, dict[str, Any]]:
+    """Training and held-out validation cases (by case, seeded) and the grid/split part of the bundle meta."""
+    training, held_out = split_cases(pairs.case_ids, int(section.get("validation_cases", 2)), seed)
+    return (Subset(pairs.examples, training), Subset(pairs.examples, held_out),
+            _grid_meta(pairs, training, held_out, seed))
 
 
 def setup_image_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: tuple[int, ...] | None = None,
-                   init: str | Path | None = None) -> StageSetup:
-    """The SPADE autoencoder stage: keys ``network``, ``loss``, ``crop``, ``validation_cases``, ``train.grad_accum``."""
-    pairs = load_pairs(data, grid_shape)
+                   init: str | Path | None = None, cache: Path | None = None, split_seed: int = 0,
+                   **_: Any) -> StageSetup:
+    """The SPADE autoencoder stage: keys ``network``, ``loss``, ``crop``, ``validation_cases`` (held out by case),
+    ``train.grad_accum``."""
+    pairs = load_pairs(data, grid_shape, cache)
     network, loss = dict(section["network"]), dict(section["loss"])
     factor = downsampling_of(network)
     _check_divisible(pairs.shape, factor, "grid.shape")
@@ -64,7 +72,7 @@ def setup_image_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: 
     if crop is not None:
         _check_divisible(crop, factor, "image_ae.crop")
     net = build_image_ae(network)
-    meta = _grid_meta(pairs)
+    examples, validation, meta = _split(pairs, section, split_seed)
     if init:
         meta["init_bundle"] = init_from_bundle(init, BundleKind.IMAGE_AE, net, network, pairs.spacing)
     adv_weight = float(loss["adv_weight"])
@@ -75,15 +83,14 @@ def setup_image_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: 
                        adv_weight=adv_weight, perceptual_weight=float(loss["perceptual_weight"]),
                        adv_start=int(loss["adv_start"]), disc_lr_ratio=float(loss.get("disc_lr_ratio", 1.0)),
                        crop=crop, grad_accum=int(section.get("train", {}).get("grad_accum", 1)))
-    validation = _validation(pairs, section.get("validation_cases", 2))
 
     def finish(weights: dict[str, torch.Tensor]) -> dict[str, Any]:
         trained = copy.deepcopy(net)
         trained.load_state_dict(weights)
-        every = max(1, len(pairs.examples) // SCALE_CASES)
-        scale = latent_scale_factor(trained, [e["image"] for e in pairs.examples[::every][:SCALE_CASES]])
+        every = range(0, len(examples), max(1, len(examples) // SCALE_CASES))[:SCALE_CASES]
+        scale = latent_scale_factor(trained, (examples[i]["image"] for i in every))
         with torch.inference_mode():
-            quality = [_recon_quality(trained, e) for e in validation]
+            quality = [_recon_quality(trained, validation[i]) for i in range(len(validation))]
         summary = {k: float(np.mean([q[k] for q in quality])) for k in quality[0]} if quality else {}
         log.info("image_ae: latent scale factor %.4g, reconstruction %s", scale, summary)
         return {**meta, "latent_scale_factor": scale, "downsampling": factor,
@@ -91,7 +98,7 @@ def setup_image_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: 
                 "perceptual_loss": perceptual is not None}
 
     config = {"network": network, "loss": loss, "crop": list(crop) if crop else None}
-    return StageSetup(BundleKind.IMAGE_AE, task, pairs.examples, validation, config, finish, meta)
+    return StageSetup(BundleKind.IMAGE_AE, task, examples, validation, config, finish, meta)
 
 
 def _recon_quality(net: SPADEAutoencoderKL, example: Mapping[str, torch.Tensor]) -> dict[str, float]:
@@ -111,38 +118,40 @@ def load_image_ae(folder: str | Path) -> tuple[SPADEAutoencoderKL, dict[str, Any
 
 
 def setup_image_dm(section: Mapping[str, Any], data: str | Path, models: str | Path, *,
-                   grid_shape: tuple[int, ...] | None = None, init: str | Path | None = None) -> StageSetup:
-    """The SPADE diffusion stage on the latents of ``models/image_ae``: keys ``network``, ``noise``, ``quality``."""
+                   grid_shape: tuple[int, ...] | None = None, init: str | Path | None = None,
+                   cache: Path | None = None, split_seed: int = 0, **_: Any) -> StageSetup:
+    """The SPADE diffusion stage on the latents of ``models/image_ae``: keys ``network``, ``noise``, ``quality``,
+    ``validation_cases`` (held out by case; image_ae's cases for the same count and split seed)."""
     ae_folder = Path(models) / BundleKind.IMAGE_AE.value
     autoencoder, ae_config, ae_meta = load_image_ae(ae_folder)
-    pairs = load_pairs(data, grid_shape)
+    pairs = load_pairs(data, grid_shape, cache)
     if list(pairs.shape) != list(ae_meta["shape"]) or not np.allclose(pairs.spacing, ae_meta["spacing"], atol=1e-3):
         raise InputError(f"{ae_folder}: autoencoder trained on grid {ae_meta['shape']} at {ae_meta['spacing']} mm, "
                          f"data is {list(pairs.shape)} at {list(pairs.spacing)} mm")
     network, noise = dict(section["network"]), dict(section["noise"])
     latent_channels = int(ae_config["network"]["latent_channels"])
     net = build_image_dm(network, latent_channels)
-    meta = {**_grid_meta(pairs), "latent_scale_factor": float(ae_meta["latent_scale_factor"]),
+    examples, validation, grid_meta = _split(pairs, section, split_seed)
+    meta = {**grid_meta, "latent_scale_factor": float(ae_meta["latent_scale_factor"]),
             "latent_channels": latent_channels, "downsampling": int(ae_meta["downsampling"]),
             "autoencoder": bundle_digest(ae_folder)}
     if init:
         meta["init_bundle"] = init_from_bundle(init, BundleKind.IMAGE_DM, net, network, pairs.spacing)
     task = ImageDMTask(net, autoencoder, noise, ae_meta["latent_scale_factor"])
-    validation = _validation(pairs, section.get("validation_cases", 2))
 
     def finish(weights: dict[str, torch.Tensor]) -> dict[str, Any]:
         return {**meta, "quality": _generation_quality(autoencoder, network, weights, meta, noise, validation,
                                                        section.get("quality", {}))}
 
     config = {"network": network, "noise": noise}
-    return StageSetup(BundleKind.IMAGE_DM, task, pairs.examples, validation, config, finish, meta)
+    return StageSetup(BundleKind.IMAGE_DM, task, examples, validation, config, finish, meta)
 
 
 def _generation_quality(autoencoder: SPADEAutoencoderKL, network: Mapping[str, Any], weights: dict[str, torch.Tensor],
                         meta: Mapping[str, Any], noise: Mapping[str, Any],
-                        validation: list[dict[str, torch.Tensor]], quality: Mapping[str, Any]) -> dict[str, float]:
-    """Generate images for the validation label maps and compare them with the real images (quality signals)."""
-    validation = validation[: int(quality.get("samples", 0))]
+                        validation: Sequence[dict[str, torch.Tensor]], quality: Mapping[str, Any]) -> dict[str, float]:
+    """Generate images for held-out label maps and compare them with their real images (quality signals)."""
+    validation = [validation[i] for i in range(min(len(validation), int(quality.get("samples", 0))))]
     if not validation:
         return {}
     unet = build_image_dm(network, int(meta["latent_channels"]))

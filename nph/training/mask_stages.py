@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
 from nph.data.labels import LABEL_IDS, LABEL_NAMES, VENTRICLE_IDS, label_id_table
 from nph.errors import InputError
 from nph.models.bundle import BundleKind, bundle_digest, load_bundle
+from nph.models.latent_stats import inverse_std
 from nph.models.mask_ae import MaskAETask, MaskAutoencoder, build_mask_ae, dice_per_class
 from nph.models.mask_data import MaskData, load_masks
 from nph.models.mask_dm import MaskDMTask, build_mask_unet, oversampling_weights
+from nph.training.data import split_cases, split_meta
+from nph.training.latent_cache import MaskLatents, cached_latents
 from nph.training.stage import StageSetup
 
 __all__ = ["STAGES", "latent_scale_factor", "load_mask_ae", "reconstruction_dice", "setup_mask_ae", "setup_mask_dm"]
@@ -29,20 +33,20 @@ log = logging.getLogger(__name__)
 VENTRICLE_INDICES = torch.tensor([LABEL_IDS.index(i) for i in VENTRICLE_IDS])
 
 
-def _grid_meta(data: MaskData) -> dict[str, Any]:
+def _grid_meta(data: MaskData, training: Sequence[int], validation: Sequence[int], seed: int) -> dict[str, Any]:
     return {"label_ids": label_id_table(), "shape": list(data.shape), "spacing": [float(s) for s in data.spacing],
-            "affine": data.affine.tolist(), "training_cases": len(data.examples)}
+            "affine": data.affine.tolist(), "training_cases": len(training),
+            "cases": split_meta(data.case_ids, training, validation, seed)}
 
 
 @torch.inference_mode()
-def latent_scale_factor(net: MaskAutoencoder, labels: Sequence[torch.Tensor]) -> float:
+def latent_scale_factor(net: MaskAutoencoder, labels: Iterable[torch.Tensor]) -> float:
     """1 / std of posterior samples over ``labels`` (Rombach et al.): unit-variance latents for the U-Net."""
-    latents = [net.autoencoder.sampling(*net.encode(x[None])) for x in labels]
-    return float(1.0 / torch.cat([z.flatten() for z in latents]).std())
+    return inverse_std(net.autoencoder.sampling(*net.encode(x[None])) for x in labels)
 
 
 @torch.inference_mode()
-def reconstruction_dice(net: MaskAutoencoder, labels: Sequence[torch.Tensor]) -> dict[str, Any]:
+def reconstruction_dice(net: MaskAutoencoder, labels: Iterable[torch.Tensor]) -> dict[str, Any]:
     """Mean Dice per class (by name) and of the whole ventricles (union of the six) over ``labels``."""
     per_class, whole = [], []
     for x in labels:
@@ -62,30 +66,31 @@ def _check_divisible(shape: Sequence[int], factor: int) -> None:
 
 
 def setup_mask_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: Sequence[int] | None = None,
-                  **_: Any) -> StageSetup:
+                  cache: Path | None = None, split_seed: int = 0, **_: Any) -> StageSetup:
     """Keys of ``section``: ``network`` (see build_mask_ae), ``kl_weight``, ``dice_weight`` (0 = cross-entropy
-    alone, as the thesis), ``validation_cases``, ``scale_cases``."""
-    masks = load_masks(Path(data), tuple(grid_shape) if grid_shape else None)
+    alone, as the thesis), ``validation_cases`` (held out by case), ``scale_cases``."""
+    masks = load_masks(Path(data), tuple(grid_shape) if grid_shape else None, cache)
     network = dict(section["network"])
     net = build_mask_ae(network)
     _check_divisible(masks.shape, net.downsampling)
     task = MaskAETask(net, float(section.get("kl_weight", 1e-6)), float(section.get("dice_weight", 0.0)))
-    validation = masks.examples[: int(section.get("validation_cases", 4))]
-    meta = _grid_meta(masks)
+    training, held_out = split_cases(masks.case_ids, int(section.get("validation_cases", 4)), split_seed)
+    examples, validation = Subset(masks.examples, training), Subset(masks.examples, held_out)
+    meta = _grid_meta(masks, training, held_out, split_seed)
 
     def finish(weights: dict[str, torch.Tensor]) -> dict[str, Any]:
         trained = copy.deepcopy(net).cpu().eval()
         trained.load_state_dict(weights)
-        labels = [e["labels"] for e in masks.examples[: int(section.get("scale_cases", 16))]]
-        scale = latent_scale_factor(trained, labels)
-        dice = reconstruction_dice(trained, [e["labels"] for e in validation])
-        log.info("mask_ae: latent scale factor %.4g, whole-ventricle Dice %.3f, mean Dice %.3f",
-                 scale, dice["ventricles"], dice["mean"])
+        scale_cases = range(min(len(examples), int(section.get("scale_cases", 16))))
+        scale = latent_scale_factor(trained, (examples[i]["labels"] for i in scale_cases))
+        dice = reconstruction_dice(trained, (validation[i]["labels"] for i in range(len(validation))))
+        log.info("mask_ae: latent scale factor %.4g, whole-ventricle Dice %.3f, mean Dice %.3f (%d held-out cases)",
+                 scale, dice["ventricles"], dice["mean"], len(validation))
         latent = [int(network["latent_channels"]), *(s // net.downsampling for s in masks.shape)]
         return {**meta, "latent_scale_factor": scale, "latent_shape": latent, "downsampling": net.downsampling,
                 "reconstruction_dice": dice}
 
-    return StageSetup(BundleKind.MASK_AE, task, masks.examples, validation, {"network": network}, finish, meta)
+    return StageSetup(BundleKind.MASK_AE, task, examples, validation, {"network": network}, finish, meta)
 
 
 def load_mask_ae(folder: str | Path) -> tuple[MaskAutoencoder, dict[str, Any], dict[str, Any]]:
@@ -99,26 +104,16 @@ def load_mask_ae(folder: str | Path) -> tuple[MaskAutoencoder, dict[str, Any], d
     return net.eval().requires_grad_(False), config, meta
 
 
-@torch.inference_mode()
-def _encode_all(ae: MaskAutoencoder, masks: MaskData, scale: float, condition: np.ndarray,
-                posterior: bool) -> list[dict[str, Any]]:
-    """Scaled posterior mean and std per case; ``posterior=False`` trains on the means alone (std 0)."""
-    out = []
-    for example, value in zip(masks.examples, condition, strict=True):
-        mu, sigma = ae.encode(example["labels"][None])
-        sigma = sigma if posterior else torch.zeros_like(sigma)
-        value_t = torch.tensor(value, dtype=torch.float32)
-        out.append({"mu": mu[0] * scale, "sigma": sigma[0] * scale, "condition": value_t})
-    return out
-
-
 def setup_mask_dm(section: Mapping[str, Any], data: str | Path, models: str | Path, *,
-                  grid_shape: Sequence[int] | None = None, **_: Any) -> StageSetup:
+                  grid_shape: Sequence[int] | None = None, cache: Path | None = None, split_seed: int = 0,
+                  device: torch.device | None = None, **_: Any) -> StageSetup:
     """Keys: ``network`` (build_mask_unet), ``noise`` (models.noise), ``drop_prob``, ``oversample_bins`` (0 = off),
-    ``posterior_sampling`` (train on posterior samples, as the thesis; false = on the posterior means)."""
+    ``posterior_sampling`` (train on posterior samples, as the thesis; false = on the posterior means),
+    ``validation_cases`` (held out by case; the same cases as mask_ae's for the same count and split seed),
+    ``encode_batch`` (label maps per encoder pass when the latents are cached)."""
     ae_folder = Path(models) / BundleKind.MASK_AE.value
     ae, _config, ae_meta = load_mask_ae(ae_folder)
-    masks = load_masks(Path(data), tuple(grid_shape) if grid_shape else None)
+    masks = load_masks(Path(data), tuple(grid_shape) if grid_shape else None, cache)
     if list(masks.shape) != list(ae_meta["shape"]):
         raise InputError(f"{data}: grid {list(masks.shape)} differs from the autoencoder's {ae_meta['shape']} "
                          f"({ae_folder})")
@@ -126,19 +121,25 @@ def setup_mask_dm(section: Mapping[str, Any], data: str | Path, models: str | Pa
     if not high > low:
         raise InputError(f"{data}: every case has ventricle_fraction {low}; conditioning needs a range")
     condition = (masks.ventricle_fraction - low) / (high - low)
+    training, held_out = split_cases(masks.case_ids, int(section.get("validation_cases", 4)), split_seed)
     scale = float(ae_meta["latent_scale_factor"])
     posterior = bool(section.get("posterior_sampling", True))
-    examples = _encode_all(ae, masks, scale, condition, posterior)
+    latents = cached_latents(ae, masks.examples, masks.case_ids, bundle_digest(ae_folder),
+                             Path(models) / BundleKind.MASK_DM.value / "training", device or torch.device("cpu"),
+                             int(section.get("encode_batch", 4)))
+    examples = MaskLatents(latents, training, scale, condition, posterior)
+    validation = MaskLatents(latents, held_out, scale, condition, posterior)
     network, noise = dict(section["network"]), dict(section["noise"])
     latent_channels = int(ae_meta["latent_shape"][0])
     task = MaskDMTask(build_mask_unet(network, latent_channels), noise, float(section.get("drop_prob", 0.2)))
     bins = int(section.get("oversample_bins", 0))
-    meta = {**_grid_meta(masks), "latent_scale_factor": scale, "latent_shape": ae_meta["latent_shape"],
-            "condition": {"name": "ventricle_fraction", "min": low, "max": high}, "noise": noise,
-            "drop_prob": float(section.get("drop_prob", 0.2)), "mask_ae": bundle_digest(ae_folder),
+    meta = {**_grid_meta(masks, training, held_out, split_seed), "latent_scale_factor": scale,
+            "latent_shape": ae_meta["latent_shape"], "condition": {"name": "ventricle_fraction", "min": low,
+                                                                   "max": high},
+            "noise": noise, "drop_prob": float(section.get("drop_prob", 0.2)), "mask_ae": bundle_digest(ae_folder),
             "oversample_bins": bins, "posterior_sampling": posterior}
-    weights = oversampling_weights(condition, bins) if bins > 0 else None
-    return StageSetup(BundleKind.MASK_DM, task, examples, [], {"network": network, "noise": noise},
+    weights = oversampling_weights(condition[training], bins) if bins > 0 else None
+    return StageSetup(BundleKind.MASK_DM, task, examples, validation, {"network": network, "noise": noise},
                       lambda _weights: dict(meta), meta, weights)
 
 

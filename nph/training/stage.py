@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,14 +20,15 @@ __all__ = ["StageSetup"]
 class StageSetup:
     """Everything a stage gives the engine, and what turns the trained weights into bundle meta.
 
+    ``examples`` and ``validation`` are disjoint sets of cases (split by case, recorded in ``meta["cases"]``);
     ``finish(weights)`` returns the bundle's meta (it may evaluate the trained network);
     ``weights`` are optional per-example sampling weights (oversampling).
     """
 
     kind: BundleKind
     task: Task
-    examples: list[dict[str, torch.Tensor]]
-    validation: list[dict[str, torch.Tensor]]
+    examples: Sequence[dict[str, torch.Tensor]]
+    validation: Sequence[dict[str, torch.Tensor]]
     bundle_config: dict[str, Any]
     finish: Callable[[dict[str, torch.Tensor]], dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)

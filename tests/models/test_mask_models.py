@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nph.errors import InputError
+from nph.models.latent_stats import inverse_std
 from nph.models.mask_ae import MaskAETask, build_mask_ae, dice_per_class, kl_divergence
 from nph.models.mask_dm import make_context, oversampling_weights
 from nph.models.noise import build_scheduler, noisy_input_and_target
@@ -111,3 +112,12 @@ def test_rflow_target_is_data_minus_noise():
 def test_scheduler_choice_errors(noise, sampler, message):
     with pytest.raises(InputError, match=message):
         build_scheduler(noise, sampler)
+
+
+def test_inverse_std_accumulated_case_by_case_equals_torch_std():
+    torch.manual_seed(0)
+    latents = [torch.randn(3, 4, 5, 4) * s + m for s, m in ((0.5, 2.0), (2.0, -1.0), (1.0, 0.0))]
+    expected = 1.0 / float(torch.cat([z.flatten() for z in latents]).double().std())
+    assert inverse_std(iter(latents)) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(RuntimeError, match="standard deviation"):
+        inverse_std([torch.ones(8)])

@@ -121,3 +121,20 @@ def test_checkpoint_hook_saves_and_returns_the_requeue_object(tmp_path, toy_data
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2
     assert Engine(ToyTask(), toy_data, toy_config(), tmp_path / "other").checkpoint() is None  # nothing built yet
     assert not (tmp_path / "other" / "checkpoint.pt").exists()
+
+
+def test_loader_workers_change_nothing_and_resume_stays_exact(tmp_path, toy_data):
+    reference = _train(tmp_path / "a", ToyTask(), toy_data)
+    first = _train(tmp_path / "b", ToyTask(signal_at_call=8), toy_data, num_workers=2, prefetch=3)
+    assert first.interrupted and first.steps == 4
+    resumed = _train(tmp_path / "b", ToyTask(init_seed=123), toy_data, num_workers=2)
+    assert resumed.losses == reference.losses
+    for key, value in reference.weights.items():
+        assert torch.equal(value, resumed.weights[key]), key
+
+
+def test_bad_loader_config():
+    with pytest.raises(InputError, match=r"train\.num_workers"):
+        toy_config(num_workers=-1)
+    with pytest.raises(InputError, match=r"train\.prefetch"):
+        toy_config(prefetch=0)

@@ -15,13 +15,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from nph.data.dataset import SYNTHSEG, dataset_label_scheme
-from nph.errors import InputError
+from nph.device import auto_device
+from nph.errors import InputError, Interrupted
 from nph.models.bundle import save_bundle
 from nph.training import Engine, EngineConfig
 from nph.training.distributed import dist_env_from_environ, shutdown_distributed
+from nph.training.engine import default_device
 from nph.training.tracking import Tracker, read_local_config, run_id_for
 
 __all__ = ["STAGE_MODULES", "run"]
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 #: stage → module whose ``STAGES[stage]`` builds it (imported only when that stage runs)
 STAGE_MODULES = {"mask_ae": "nph.training.mask_stages", "mask_dm": "nph.training.mask_stages",
                  "image_ae": "nph.training.image_stages", "image_dm": "nph.training.image_stages"}
+#: models/<CACHE_FOLDER>: the memory-mapped case stores every stage reads its training data from
+CACHE_FOLDER = "cache"
 
 
 def run(cfg: DictConfig) -> None:
@@ -45,21 +50,23 @@ def run(cfg: DictConfig) -> None:
     engine_cfg = EngineConfig.from_dict(dict(section["train"]))
     models = Path(str(cfg.models))
     _check_label_scheme(Path(str(cfg.data)))
-    setup = _setup(stage, section, cfg, models)
     env = dist_env_from_environ(os.environ)
+    auto_device(os.environ)  # a GPU the scheduler assigned but torch cannot see is an error, not a CPU run
+    device = default_device(env)
+    setup = _setup(stage, section, cfg, models, device)
     out = models / stage
     run_config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     tracker = _tracker(cfg, stage, out, run_config) if env.is_main else None
     engine = Engine(setup.task, setup.examples, engine_cfg, out / "training", run_config=run_config, dist_env=env,
-                    tracker=tracker, weights=getattr(setup, "weights", None), validation=setup.validation)
+                    tracker=tracker, weights=getattr(setup, "weights", None), validation=setup.validation,
+                    device=device)
     try:
         result = engine()
     finally:
         shutdown_distributed()
     if result.interrupted:
-        log.warning("%s: stopped at step %d of %d; run the same command again to resume", stage, result.steps,
-                    engine_cfg.max_steps)
-        return
+        raise Interrupted(f"{stage} stopped at step {result.steps} of {engine_cfg.max_steps} with its checkpoint in "
+                          f"{out / 'training'}; run the same command again to resume")
     if env.is_main:
         meta = {**setup.finish(result.weights), "steps": result.steps, "final_loss": result.losses[-1],
                 "validation": result.validation}
@@ -80,10 +87,12 @@ def _check_label_scheme(data: Path) -> None:
                          "or aseg at nph ingest)")
 
 
-def _setup(stage: str, section: dict[str, Any], cfg: DictConfig, models: Path) -> Any:
+def _setup(stage: str, section: dict[str, Any], cfg: DictConfig, models: Path, device: torch.device) -> Any:
+    """The stage's StageSetup; cases come from the memory-mapped store in ``models/cache`` (built once)."""
     factory = importlib.import_module(STAGE_MODULES[stage]).STAGES[stage]
     kwargs: dict[str, Any] = {"grid_shape": tuple(cfg.grid.shape) if "grid" in cfg else None,
-                              "init": cfg.get("init")}
+                              "init": cfg.get("init"), "cache": models / CACHE_FOLDER,
+                              "split_seed": int(cfg.get("split_seed", 0)), "device": device}
     if "models" in inspect.signature(factory).parameters:
         kwargs["models"] = models
     return factory(section, Path(str(cfg.data)), **kwargs)
