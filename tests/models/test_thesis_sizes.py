@@ -77,6 +77,7 @@ def _smoke_argv(stage: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.thesis
 def test_thesis_size_smoke_one_step_per_stage_and_generate_on_cpu(tmp_path):
     """Each stage at the thesis networks and grid (experiment=thesis) for one step, then a 2-step `nph generate`.
 
