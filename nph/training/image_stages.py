@@ -64,9 +64,11 @@ def setup_image_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: 
                    **_: Any) -> StageSetup:
     """The SPADE autoencoder stage: keys ``network``, ``loss``, ``crop``, ``validation_cases`` (held out by case),
     ``train.grad_accum``."""
-    pairs = load_pairs(data, grid_shape, cache)
     network, loss = dict(section["network"]), dict(section["loss"])
     factor = downsampling_of(network)
+    if grid_shape is not None:  # before the case store is built: a refused run writes nothing
+        _check_divisible(tuple(grid_shape), factor, "grid.shape")
+    pairs = load_pairs(data, grid_shape, cache)
     _check_divisible(pairs.shape, factor, "grid.shape")
     crop = tuple(int(c) for c in section["crop"]) if section.get("crop") else None
     if crop is not None:

@@ -69,9 +69,11 @@ def setup_mask_ae(section: Mapping[str, Any], data: str | Path, *, grid_shape: S
                   cache: Path | None = None, split_seed: int = 0, **_: Any) -> StageSetup:
     """Keys of ``section``: ``network`` (see build_mask_ae), ``kl_weight``, ``dice_weight`` (0 = cross-entropy
     alone, as the thesis), ``validation_cases`` (held out by case), ``scale_cases``."""
-    masks = load_masks(Path(data), tuple(grid_shape) if grid_shape else None, cache)
     network = dict(section["network"])
     net = build_mask_ae(network)
+    if grid_shape:  # before the case store is built: a refused run writes nothing
+        _check_divisible(grid_shape, net.downsampling)
+    masks = load_masks(Path(data), tuple(grid_shape) if grid_shape else None, cache)
     _check_divisible(masks.shape, net.downsampling)
     task = MaskAETask(net, float(section.get("kl_weight", 1e-6)), float(section.get("dice_weight", 0.0)))
     training, held_out = split_cases(masks.case_ids, int(section.get("validation_cases", 4)), split_seed)
