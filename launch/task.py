@@ -85,10 +85,11 @@ class NphTask(Checkpointable):
             "gpus": os.environ.get("SLURM_JOB_GPUS") or os.environ.get("CUDA_VISIBLE_DEVICES"),  # what SLURM bound
             "started": time.time(),
         }
-        info.update(_export_rendezvous())
+        noted, rendezvous = _rendezvous()
+        info.update(noted)
         write_record(record, {**info, "state": "running", "returncode": None})
         log.info("task %d (attempt %d): %s", self.index, attempt, " ".join(self.argv))
-        child = subprocess.Popen(self.argv, env=self._environment())
+        child = subprocess.Popen(self.argv, env=self._environment(rendezvous))
         received: list[int] = []
         handlers = _forward_signals(child, received)
         try:
@@ -104,10 +105,10 @@ class NphTask(Checkpointable):
             raise RuntimeError(f"task {self.index}: {self.argv[0]} exited with status {returncode}")
         return returncode
 
-    def _environment(self) -> dict[str, str]:
+    def _environment(self, rendezvous: dict[str, str]) -> dict[str, str]:
         """SLURM_*, CUDA_VISIBLE_DEVICES and the DDP variables must reach the command: on the host the environment
         is passed whole; into the image (``--cleanenv``) by name. Caches go under the launch folder."""
-        env = dict(os.environ)
+        env = {**os.environ, **rendezvous}
         if self.cache_dir is not None:
             env.update(cache_environment(self.cache_dir, env))
         if self.container:
@@ -165,17 +166,25 @@ def _forward_signals(child: subprocess.Popen[bytes], received: list[int]) -> dic
     return {signum: signal.signal(signum, forward) for signum in STOP_SIGNALS}
 
 
-def _export_rendezvous() -> dict[str, str]:
-    """Several processes per job (DDP): export MASTER_ADDR (first host of the node list), MASTER_PORT (derived
-    from the job id), RANK, WORLD_SIZE, LOCAL_RANK through submitit's TorchDistributedEnvironment, for the
-    command (nph.training.distributed reads them). CUDA_VISIBLE_DEVICES stays as SLURM bound it."""
+def _rendezvous() -> tuple[dict[str, str], dict[str, str]]:
+    """Several processes per job (DDP): MASTER_ADDR (first host of the node list), MASTER_PORT (derived from the
+    job id), RANK, WORLD_SIZE, LOCAL_RANK from submitit's TorchDistributedEnvironment, for the command
+    (nph.training.distributed reads them); CUDA_VISIBLE_DEVICES stays as SLURM bound it. Returns (what the record
+    notes, the variables for the command). submitit writes them into ``os.environ``; that is restored, so this
+    process (and a test calling the task in-process) never turns into a rank of someone else's job."""
     try:
         if submitit.JobEnvironment().num_tasks <= 1:
-            return {}
+            return {}, {}
     except RuntimeError:  # not inside a submitit job
-        return {}
-    env = TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-    return {"master": f"{env.master_addr}:{env.master_port}", "world_size": str(env.world_size)}
+        return {}, {}
+    saved = dict(os.environ)
+    try:
+        env = TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
+        variables = {k: v for k, v in os.environ.items() if saved.get(k) != v}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {"master": f"{env.master_addr}:{env.master_port}", "world_size": str(env.world_size)}, variables
 
 
 def _job_rank() -> tuple[str | None, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,10 @@ def test_ddp_ranks_keep_separate_records(tmp_path: Path, monkeypatch: pytest.Mon
     }.items():
         monkeypatch.setenv(key, value)
     record = tmp_path / "sub-00000.json"
-    assert NphTask(["sh", "-c", 'test "$SUBMITIT_LOCAL_GLOBALID" = 1'], record, 0)() == 0  # rank visible to it
+    before = dict(os.environ)
+    ranked = 'test "$SUBMITIT_LOCAL_GLOBALID" = 1 && test "$RANK" = 1 && test "$WORLD_SIZE" = 2'
+    assert NphTask(["sh", "-c", ranked], record, 0)() == 0  # rank and rendezvous visible to the command
+    assert dict(os.environ) == before  # ... but not left in this process: a later training here is no DDP rank
     assert not record.exists()  # rank 0 owns the task's record
     data = json.loads((tmp_path / "sub-00000.rank1.json").read_text())
     assert (data["rank"], data["job_id"], data["state"]) == (1, "77", "completed")

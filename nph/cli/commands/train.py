@@ -12,6 +12,7 @@ import importlib
 import inspect
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ def run(cfg: DictConfig) -> None:
     env = dist_env_from_environ(os.environ)
     auto_device(os.environ)  # a GPU the scheduler assigned but torch cannot see is an error, not a CPU run
     device = default_device(env)
-    setup = _setup(stage, section, cfg, models, device)
+    setup = _setup_or_clean(stage, section, cfg, models, device)
     out = models / stage
     run_config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     tracker = _tracker(cfg, stage, out, run_config) if env.is_main else None
@@ -85,6 +86,18 @@ def _check_label_scheme(data: Path) -> None:
         what = "an image-only folder (no label maps)" if scheme is None else f"a label_scheme={scheme} dataset (no ICV)"
         raise InputError(f"data={data}: {what}; the LDMs train on SynthSeg-labelled datasets (label_scheme=synthseg "
                          "or aseg at nph ingest)")
+
+
+def _setup_or_clean(stage: str, section: dict[str, Any], cfg: DictConfig, models: Path, device: torch.device) -> Any:
+    """The stage's setup; a refusal there (bad data, an init bundle that does not fit) leaves no ``models`` folder
+    behind if this run created it (the case store is built before some checks can run)."""
+    created = not models.exists()
+    try:
+        return _setup(stage, section, cfg, models, device)
+    except InputError:
+        if created:
+            shutil.rmtree(models, ignore_errors=True)
+        raise
 
 
 def _setup(stage: str, section: dict[str, Any], cfg: DictConfig, models: Path, device: torch.device) -> Any:
