@@ -36,10 +36,17 @@ def test_image_autoencoder_loss_falls_and_bundle_records_scale_and_quality(train
     config, state, meta = load_bundle(trained_image_model.models / "image_ae", "image_ae")
     torch.manual_seed(0)
     untrained = build_image_ae(config["network"]).eval()
-    example = load_pairs(trained_image_model.data).examples[0]
-    with torch.inference_mode():
-        before = untrained.reconstruct(example["image"][None], one_hot_seg(example["labels"][None])).clamp(0, 1)
-    assert meta["quality"]["recon_l1"] < 0.3 * reconstruction_l1(before, example["image"][None])
+    pairs = load_pairs(trained_image_model.data)
+    held_out = [pairs.case_ids.index(case) for case in meta["cases"]["validation"]]
+    assert held_out and not set(meta["cases"]["validation"]) & set(meta["cases"]["training"])
+    untrained_l1 = []
+    for index in held_out:  # the bundle's quality is measured on the held-out cases: compare on the same ones
+        example = pairs.examples[index]
+        with torch.inference_mode():
+            before = untrained.reconstruct(example["image"][None], one_hot_seg(example["labels"][None])).clamp(0, 1)
+        untrained_l1.append(reconstruction_l1(before, example["image"][None]))
+    # 0.34-0.37x measured on cases it never saw with 4 training cases (it was < 0.3x when scored on training cases)
+    assert meta["quality"]["recon_l1"] < 0.5 * float(np.mean(untrained_l1))
     assert meta["steps"] == config["train"]["max_steps"] and meta["shape"] == [32, 48, 32]
     assert meta["spacing"] == pytest.approx([5.0, 4.667, 5.0]) and meta["latent_channels"] == 6
     assert 0.1 < meta["latent_scale_factor"] < 10
