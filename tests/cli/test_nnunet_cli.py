@@ -44,6 +44,8 @@ def test_train_and_predict_tiny_nnunet(run_nph, tmp_path: Path, record_property)
     train_log = next((root / "logs").glob("train_Dataset011_NPH_*.log")).read_text()
     assert train_log.count("Epoch time") == 2  # nph's trainer, found through nnUNet_extTrainer, ran 2 epochs
     assert "This split has 6 training and 2 validation cases" in train_log
+    losses = [float(v) for v in re.findall(r"train_loss (\S+)", train_log)]
+    assert len(losses) == 2 and np.isfinite(losses).all()
     # Run again with one more epoch (as a requeued job does): resume=auto passes --c, so it continues at epoch 2
     result = run_nph("nnunet", "train", *common, "epochs=3")
     assert result.status == 0, result.err

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from tiny_ldm import GRID, STAGES
@@ -72,6 +74,9 @@ def test_make_demo_produces_a_real_report_and_resumes(tmp_path: Path) -> None:
         assert row["reference_ml"] == pytest.approx(reference[row["case_id"]], rel=1e-6)
     summary = json.loads((demo / "benchmark" / "summary.json").read_text())
     assert set(summary["methods"]) >= {"synthetic", "randomized", "real"} and summary["baseline"] == "synthetic"
+    for log in (demo / "nnunet" / "logs").glob("train_*.log"):  # a coarse grid plans 2 resolutions: no NaN loss
+        losses = [float(v) for v in re.findall(r"train_loss (\S+)", log.read_text())]
+        assert losses and np.isfinite(losses).all(), f"{log.name}: {losses}"
     applied = json.loads((demo / "pred_real" / "postprocessing.json").read_text())
     assert applied["validation_cases"] >= 1 and all(s["labels"] for s in applied["applied"])
     html = (demo / "benchmark" / "report.html").read_text()

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-__all__ = ["nnUNetTrainer_nph", "nnUNetTrainer_nph_tiny"]
+__all__ = ["deep_supervision_usable", "nnUNetTrainer_nph", "nnUNetTrainer_nph_tiny"]
+
+
+def deep_supervision_usable(pool_op_kernel_sizes: list) -> bool:
+    """nnU-Net weights all but the lowest resolution's output; with fewer than 3 resolutions the weights are 0/0.
+
+    nnU-Net plans 1 or 2 resolutions for tiny images (a coarse grid, a small crop of the head) and then trains on a
+    NaN loss (2 resolutions) or stops on an empty weight vector (1): plain supervision is what such a plan needs.
+    """
+    return len(pool_op_kernel_sizes) >= 3
 
 
 def _env_int(name: str, default: int) -> int:
@@ -34,6 +44,18 @@ class nnUNetTrainer_nph(nnUNetTrainer):
         self.num_epochs = _env_int("NPH_NNUNET_EPOCHS", self.default_epochs)
         self.num_iterations_per_epoch = _env_int("NPH_NNUNET_ITERATIONS", self.default_iterations)
         self.num_val_iterations_per_epoch = _env_int("NPH_NNUNET_VAL_ITERATIONS", self.default_val_iterations)
+        if not deep_supervision_usable(self.configuration_manager.pool_op_kernel_sizes):
+            self.enable_deep_supervision = False
+            self.print_to_log_file(
+                f"{len(self.configuration_manager.pool_op_kernel_sizes)} resolution(s) planned: deep supervision off"
+            )
+
+    def on_train_epoch_end(self, train_outputs: list[dict]) -> None:
+        """A non-finite training loss stops the run: a model trained on NaN is not a result."""
+        super().on_train_epoch_end(train_outputs)
+        loss = float(self.logger.get_value("train_losses", step=-1))
+        if not np.isfinite(loss):
+            raise RuntimeError(f"training loss is {loss} in epoch {self.current_epoch}: the run cannot be trusted")
 
 
 class nnUNetTrainer_nph_tiny(nnUNetTrainer_nph):
