@@ -59,10 +59,10 @@ def predict_to_folder(
             _collect(staging / "out" / f"{case}{FILE_ENDING}", path, case, out_dir, len(info["labels"]), rules)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    write_fold_curve(model / f"fold_{fold}", out_dir)
     scheme = info.get("nph", {}).get("scheme", "all33")
     write_prediction_folder_labels(out_dir, "binary" if scheme == "ventricles1" else "contiguous", info["labels"])
     write_json(out_dir / "postprocessing.json", record(rules, source))
-    write_fold_curve(model / f"fold_{fold}", out_dir)
     log.info("predicted %d cases into %s (post-processing: %s)", len(images), out_dir, rules or "none")
     return list(images)
 
