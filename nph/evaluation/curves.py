@@ -128,9 +128,11 @@ def curves_figure(curves: Mapping[str, pd.DataFrame], methods: Sequence[str]) ->
             y = curve[column].to_numpy(float)
             ax.plot(epochs, np.where(np.isfinite(y), y, np.nan), style, color=colour, marker="o", ms=3, label=label)
     loss_ax.set(xlabel="epoch", ylabel="loss", title="Training and validation loss")
-    dice_ax.set(xlabel="epoch", ylabel="pseudo Dice (validation batches)", title="Pseudo Dice", ylim=(0, 1.02))
+    dice_ax.set(xlabel="epoch", ylabel="pseudo Dice (validation batches)", title="Pseudo Dice", ylim=(-0.02, 1.02))
+    last = max((len(curve) - 1 for curve in curves.values()), default=0)
     for ax in (loss_ax, dice_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(-0.5, last + 0.5)  # a run of one epoch still gets an axis of whole epochs
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.legend(fontsize=7)
     figure.suptitle("Learning curves")
     return figure

@@ -229,7 +229,7 @@ def render_markdown(summary: Mapping[str, Any], figure_files: Mapping[str, str],
             parts += [f"![{name}]({path})" for name, path in figure_files.items()] + [""]
     if summary.get("training"):
         parts += ["## Training (last epoch; curves in the figure Learning curves)", ""]
-        parts += [_md_table(TRAINING_HEADER, training_rows(summary)), "", *training_notes(summary)]
+        parts += [_md_table(TRAINING_HEADER, training_rows(summary)), "", *(f"- {n}" for n in training_notes(summary))]
     parts += ["", "## Provenance", "", "```", _provenance_text(provenance), "```", ""]
     return "\n".join(parts)
 

@@ -99,3 +99,7 @@ def test_figure_draws_each_method_in_its_report_colour_where_finite() -> None:
     assert to_hex(lines["synthetic train"].get_color()) == to_hex("C0")
     assert to_hex(lines["randomized EMA"].get_color()) == to_hex("C2")  # third method, as in the other figures
     assert figure.get_suptitle() == "Learning curves"
+    assert loss_ax.get_xlim() == (-0.5, 2.5) and all(t == int(t) for t in loss_ax.get_xticks())
+    one = curves_figure({"real": pd.DataFrame({"epoch": [0], **{k: v[:1] for k, v in GOOD.items()}})}, ["real"])
+    one.canvas.draw()
+    assert [t for t in one.axes[0].get_xticks() if -0.5 <= t <= 0.5] == [0.0]  # one epoch: one whole tick
