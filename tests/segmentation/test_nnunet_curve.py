@@ -114,3 +114,6 @@ def test_checkpoints_without_a_usable_record(tmp_path: Path) -> None:
     torch.save({"logging": record}, tmp_path / "checkpoint_final.pth")
     with pytest.raises(RuntimeError, match="not one value per epoch"):
         read_fold_curve(tmp_path)
+    torch.save({"logging": {key: [] for key in record}}, tmp_path / "checkpoint_final.pth")  # before epoch 0 ended
+    with pytest.raises(RuntimeError, match="not one value per epoch"):
+        read_fold_curve(tmp_path)
