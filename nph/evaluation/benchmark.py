@@ -25,6 +25,7 @@ from nph.data.dataset import image_cases
 from nph.errors import InputError
 from nph.evaluation import figures as figs
 from nph.evaluation.casewise import load_prediction, score_cases
+from nph.evaluation.curves import curves_figure, read_curves, training_summary
 from nph.evaluation.evans import DEFAULT_SCALP_MM
 from nph.evaluation.report import render_html, render_markdown
 from nph.evaluation.schemes import WHOLE, LabelFolder, open_label_folder
@@ -109,6 +110,7 @@ def run_benchmark(
     ref = open_label_folder(reference, reference_scheme, name="reference")
     folders = {m: open_label_folder(p, schemes.get(m), name=f"predictions.{m}") for m, p in predictions.items()}
     skull_images = _reference_images(ref, images)
+    curves = read_curves({m: f.root for m, f in folders.items()})
     per_case = score_cases(ref, folders, tolerance_mm=tolerance_mm, images=skull_images, scalp_mm=scalp_mm)
     summary = summarize(per_case, baseline=baseline, n_boot=n_boot, seed=seed)
     provenance = {
@@ -128,8 +130,12 @@ def run_benchmark(
         },
         "versions": package_versions(),
     }
+    summary["training"] = training_summary(curves)
     summary["provenance"] = provenance
-    _write(BenchmarkPaths(out), per_case, summary, _figures(per_case, ref, folders))
+    pngs = _figures(per_case, ref, folders)
+    if curves:
+        pngs["learning_curves"] = figs.png_bytes(curves_figure(curves, list(folders)))
+    _write(BenchmarkPaths(out), per_case, summary, pngs)
     return summary
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nph.evaluation.comparison import headline_html, headline_markdown
+from nph.evaluation.curves import TRAINING_HEADER, training_notes, training_rows
 from nph.evaluation.schemes import WHOLE
 
 __all__ = ["bland_altman_table", "comparison_table", "fmt", "render_html", "render_markdown", "summary_table"]
@@ -194,6 +195,10 @@ def render_html(summary: Mapping[str, Any], figures: Mapping[str, bytes], proven
                     f"<figure><img alt='{html.escape(name)}' src='data:image/png;base64,{data}'>"
                     f"<figcaption>{html.escape(name)}</figcaption></figure>"
                 )
+    if summary.get("training"):
+        parts.append("<h2>Training (last epoch; curves in the figure Learning curves)</h2>")
+        parts.append(_html_table(TRAINING_HEADER, training_rows(summary), "training"))
+        parts += [f"<p>{html.escape(note)}</p>" for note in training_notes(summary)]
     parts.append("<h2>Provenance</h2><pre>" + html.escape(_provenance_text(provenance)) + "</pre></body></html>")
     return "\n".join(parts)
 
@@ -222,6 +227,9 @@ def render_markdown(summary: Mapping[str, Any], figure_files: Mapping[str, str],
         if index == 0:
             parts += ["## Figures (whole ventricular system)", ""]
             parts += [f"![{name}]({path})" for name, path in figure_files.items()] + [""]
+    if summary.get("training"):
+        parts += ["## Training (last epoch; curves in the figure Learning curves)", ""]
+        parts += [_md_table(TRAINING_HEADER, training_rows(summary)), "", *(f"- {n}" for n in training_notes(summary))]
     parts += ["", "## Provenance", "", "```", _provenance_text(provenance), "```", ""]
     return "\n".join(parts)
 

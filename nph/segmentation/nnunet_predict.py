@@ -14,6 +14,7 @@ from nph.data.dataset import FILE_ENDING
 from nph.evaluation.schemes import write_prediction_folder_labels
 from nph.io.atomic import write_json
 from nph.io.nifti import load_volume
+from nph.segmentation.nnunet_curve import write_fold_curve
 from nph.segmentation.nnunet_predict_postprocess import Rule, apply_rules, determine_rules, record, rules_from_json
 from nph.segmentation.nnunet_run import predict_command
 from nph.segmentation.prediction import find_images, save_prediction, stage_inputs
@@ -42,6 +43,7 @@ def predict_to_folder(
     Each output has its reference image's shape and affine (RAS+); ``labels.json`` records the model's scheme.
     With ``postprocess_reference`` (the training labels nnU-Net preprocessed, ``gt_segmentations``), nnU-Net's
     post-processing is decided on the fold's validation cases and applied; ``postprocessing.json`` says what was.
+    ``training_curve.csv`` holds the fold's learning curve from nnU-Net's record (:mod:`.nnunet_curve`).
     Returns the predicted case ids.
     """
     images = find_images(input_dir)
@@ -57,6 +59,7 @@ def predict_to_folder(
             _collect(staging / "out" / f"{case}{FILE_ENDING}", path, case, out_dir, len(info["labels"]), rules)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    write_fold_curve(model / f"fold_{fold}", out_dir)
     scheme = info.get("nph", {}).get("scheme", "all33")
     write_prediction_folder_labels(out_dir, "binary" if scheme == "ventricles1" else "contiguous", info["labels"])
     write_json(out_dir / "postprocessing.json", record(rules, source))

@@ -4,6 +4,7 @@ ending with one line and exit status 2 while an earlier benchmark folder stays i
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -13,6 +14,7 @@ from scipy import ndimage
 from nph.data.dataset import DatasetPaths, finalize, write_case
 from nph.data.labels import VENTRICLE_IDS, contiguous_to_ids, ids_to_contiguous
 from nph.data.phantoms import make_phantom
+from nph.evaluation.curves import write_curve
 from nph.evaluation.schemes import write_prediction_folder_labels
 from nph.io.nifti import load_volume, save_volume
 
@@ -145,3 +147,41 @@ def test_ventricle_only_reference(run_nph, inputs, tmp_path) -> None:
     missing = run_nph("evaluate", *_args(inputs, _bench_dir(tmp_path), reference=reference, images=tmp_path / "no"))
     assert missing.status == 2 and f"{tmp_path / 'no'}: input folder not found" in missing.err
     assert len(missing.err.strip().splitlines()) == 1
+
+
+def test_learning_curves_reach_the_report_and_summary(run_nph, inputs, tmp_path) -> None:
+    """A prediction folder with training_curve.csv (as `nph nnunet predict` writes it) adds the figure and numbers;
+    the SynthSeg folder has none and is simply left out of them."""
+    nnunet = tmp_path / "nnunet"
+    shutil.copytree(inputs / "nnunet", nnunet)
+    write_curve(nnunet, {"train_loss": [0.9, math.nan, 0.31], "val_loss": [1.1, 0.8, 0.52],
+                         "pseudo_dice": [0.2, 0.5, 0.71], "ema_pseudo_dice": [0.2, 0.23, 0.278]})  # fmt: skip
+    out = tmp_path / "bench"
+    predictions = f"{{synthseg: {inputs / 'synthseg'}, nnunet: {nnunet}}}"
+    result = run_nph("evaluate", *_args(inputs, out, predictions=predictions))
+    assert result.status == 0, result.err
+    training = json.loads((out / "summary.json").read_text())["training"]
+    assert training == {"nnunet": {"epochs": 3, "final_train_loss": 0.31, "final_val_loss": 0.52,
+                                   "final_pseudo_dice": 0.71, "final_ema_pseudo_dice": 0.278,
+                                   "non_finite_loss_epochs": [1]}}  # fmt: skip
+    html = (out / "report.html").read_text()
+    assert "<img alt='learning_curves' src='data:image/png;base64," in html and '<table id="training">' in html
+    assert "<td>nnunet</td><td>3</td><td>0.31</td><td>0.52</td><td>0.71</td><td>0.278</td>" in html
+    assert "nnunet: non-finite training or validation loss in epoch(s) 1" in html
+    markdown = (out / "report.md").read_text()
+    assert "![learning_curves](figures/learning_curves.png)" in markdown and "| nnunet | 3 | 0.31 |" in markdown
+    assert (out / "figures" / "learning_curves.png").read_bytes().startswith(b"\x89PNG")
+    plain = tmp_path / "plain"
+    assert run_nph("evaluate", *_args(inputs, plain)).status == 0  # no curve anywhere: no figure, empty entry
+    assert json.loads((plain / "summary.json").read_text())["training"] == {}
+    assert "learning_curves" not in (plain / "report.html").read_text()
+
+
+def test_bad_learning_curve_exit_2(run_nph, inputs, tmp_path) -> None:
+    nnunet = tmp_path / "nnunet"
+    shutil.copytree(inputs / "nnunet", nnunet)
+    (nnunet / "training_curve.csv").write_text("epoch,loss\n0,0.5\n")
+    out = _bench_dir(tmp_path)
+    result = run_nph("evaluate", *_args(inputs, out, predictions=f"{{nnunet: {nnunet}}}", baseline="null"))
+    assert result.status == 2 and f"{nnunet / 'training_curve.csv'}: columns ['epoch', 'loss']" in result.err
+    assert len(result.err.strip().splitlines()) == 1 and (out / "summary.json").read_text() == '{"earlier": true}\n'

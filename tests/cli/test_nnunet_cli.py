@@ -16,6 +16,7 @@ from toy_heads import write_toy_dataset
 
 from nph.data.dataset import LabelledDataset
 from nph.data.labels import VENTRICLE_IDS
+from nph.evaluation.curves import read_curve
 from nph.evaluation.schemes import read_prediction_scheme
 from nph.io.nifti import load_volume
 
@@ -60,6 +61,12 @@ def test_train_and_predict_tiny_nnunet(run_nph, tmp_path: Path, record_property)
     assert read_prediction_scheme(out).structures() == {"ventricles": (1,)}  # as the benchmark reads it
     applied = json.loads((out / "postprocessing.json").read_text())  # decided on the 2 validation cases
     assert applied["validation_cases"] == 2 and applied["decided_on"] == str(model / "validation")
+    curve = read_curve(out)  # nnU-Net's record of all 3 epochs, the resumed one included, unrounded
+    assert curve["epoch"].tolist() == [0, 1, 2] and np.isfinite(curve[["train_loss", "val_loss"]].to_numpy()).all()
+    for column in ("train_loss", "val_loss"):  # nnU-Net's own log prints them rounded to 4 decimals
+        logged = [float(v) for v in re.findall(rf": {column} (\S+)$", train_log, re.M)]
+        assert curve[column].tolist() == pytest.approx(logged, abs=6e-5)
+    assert curve["pseudo_dice"].between(0, 1).all() and curve["ema_pseudo_dice"].between(0, 1).all()
     reference = LabelledDataset(test)
     dices = []
     for case in reference.case_ids:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tiny_ldm import GRID, STAGES
 
 from nph.data.dataset import LabelledDataset
+from nph.evaluation.curves import read_curve
 from nph.evaluation.schemes import WHOLE
 
 pytestmark = pytest.mark.slow
@@ -74,13 +74,15 @@ def test_make_demo_produces_a_real_report_and_resumes(tmp_path: Path) -> None:
         assert row["reference_ml"] == pytest.approx(reference[row["case_id"]], rel=1e-6)
     summary = json.loads((demo / "benchmark" / "summary.json").read_text())
     assert set(summary["methods"]) >= {"synthetic", "randomized", "real"} and summary["baseline"] == "synthetic"
-    for log in (demo / "nnunet" / "logs").glob("train_*.log"):  # a coarse grid plans 2 resolutions: no NaN loss
-        losses = [float(v) for v in re.findall(r"train_loss (\S+)", log.read_text())]
-        assert losses and np.isfinite(losses).all(), f"{log.name}: {losses}"
+    for method in ("synthetic", "randomized", "real"):  # each nnU-Net's record: 1 epoch, a finite loss
+        curve = read_curve(demo / f"pred_{method}")
+        assert curve is not None and curve["epoch"].tolist() == [0], method
+        assert np.isfinite(curve[["train_loss", "val_loss"]].to_numpy()).all(), (method, curve)
+        assert summary["training"][method]["epochs"] == 1 and not summary["training"][method]["non_finite_loss_epochs"]
     applied = json.loads((demo / "pred_real" / "postprocessing.json").read_text())
     assert applied["validation_cases"] >= 1 and all(s["labels"] for s in applied["applied"])
     html = (demo / "benchmark" / "report.html").read_text()
     assert "LDM data vs randomised data" in html and "Toy scale" in html  # the headline, then the caveat
-    assert html.count("data:image/png;base64,") >= 3
+    assert html.count("data:image/png;base64,") >= 3 and "<img alt='learning_curves'" in html
     again = _make_demo(demo)  # everything is up to date: nothing is retrained or regenerated
     assert again.returncode == 0 and "nph train" not in again.stdout and "nnunet train" not in again.stdout

@@ -4,7 +4,8 @@
 
 Per case, method and ventricle structure: Dice, HD95, ASSD, NSD, volumes and their errors, Evans index;
 per method: mean ± SD, median/IQR, volume MAE, Bland–Altman, ICC(2,1), Wilcoxon against the baseline
-(Holm-corrected) with bootstrap CIs. Writes OUT/per_case.csv, summary.json, report.html, report.md.
+(Holm-corrected) with bootstrap CIs. Writes OUT/per_case.csv, summary.json, report.html, report.md; prediction
+folders holding training_curve.csv (nnU-Net's) add the learning curves.
 A method that finds nothing gets the worst-case HD95/ASSD (the field of view's diagonal), not NaN. For a
 ventricle-only reference the Evans index's skull width comes from the test images (the reference's imagesTr/
 or images=DIR) less evans.scalp_mm of scalp and bone a side (docs/benchmark.md).
