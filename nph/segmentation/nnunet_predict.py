@@ -60,9 +60,9 @@ def predict_to_folder(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     write_fold_curve(model / f"fold_{fold}", out_dir)
-    scheme = info.get("nph", {}).get("scheme", "all33")
-    write_prediction_folder_labels(out_dir, "binary" if scheme == "ventricles1" else "contiguous", info["labels"])
     write_json(out_dir / "postprocessing.json", record(rules, source))
+    scheme = info.get("nph", {}).get("scheme", "all33")  # labels.json last: it marks the folder complete (make)
+    write_prediction_folder_labels(out_dir, "binary" if scheme == "ventricles1" else "contiguous", info["labels"])
     log.info("predicted %d cases into %s (post-processing: %s)", len(images), out_dir, rules or "none")
     return list(images)
 
