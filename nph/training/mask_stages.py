@@ -119,11 +119,12 @@ def setup_mask_dm(section: Mapping[str, Any], data: str | Path, models: str | Pa
     if list(masks.shape) != list(ae_meta["shape"]):
         raise InputError(f"{data}: grid {list(masks.shape)} differs from the autoencoder's {ae_meta['shape']} "
                          f"({ae_folder})")
-    low, high = float(masks.ventricle_fraction.min()), float(masks.ventricle_fraction.max())
-    if not high > low:
-        raise InputError(f"{data}: every case has ventricle_fraction {low}; conditioning needs a range")
-    condition = (masks.ventricle_fraction - low) / (high - low)
     training, held_out = split_cases(masks.case_ids, int(section.get("validation_cases", 4)), split_seed)
+    # the condition's units come from the training cases alone: held-out cases must not shape the model
+    low, high = float(masks.ventricle_fraction[training].min()), float(masks.ventricle_fraction[training].max())
+    if not high > low:
+        raise InputError(f"{data}: every training case has ventricle_fraction {low}; conditioning needs a range")
+    condition = (masks.ventricle_fraction - low) / (high - low)
     scale = float(ae_meta["latent_scale_factor"])
     posterior = bool(section.get("posterior_sampling", True))
     latents = cached_latents(ae, masks.examples, masks.case_ids, bundle_digest(ae_folder),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -76,9 +78,18 @@ def _smoke_argv(stage: str) -> list[str]:
             f"{stage}.validation_cases=1", *SMOKE[stage]]
 
 
+@pytest.fixture
+def all_cores() -> Iterator[int]:
+    """The smoke is alone on the machine's cores (the suite runs one test at a time): use them all, then restore."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+    yield torch.get_num_threads()
+    torch.set_num_threads(before)
+
+
 @pytest.mark.slow
 @pytest.mark.thesis
-def test_thesis_size_smoke_one_step_per_stage_and_generate_on_cpu(tmp_path):
+def test_thesis_size_smoke_one_step_per_stage_and_generate_on_cpu(tmp_path, all_cores):
     """Each stage at the thesis networks and grid (experiment=thesis) for one step, then a 2-step `nph generate`.
 
     Proves shapes, the case store and latent cache, the held-out split and the bundle round trips at the
@@ -114,6 +125,7 @@ def test_thesis_size_smoke_one_step_per_stage_and_generate_on_cpu(tmp_path):
     assert np.allclose(nib.affines.voxel_sizes(label.affine), [1.667, 1.75, 1.667], atol=1e-3)
     values = np.asarray(image.dataobj)
     assert np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0
-    log.warning("thesis-size smoke, (wall, CPU) seconds per part: %s; total wall %.0f s, CPU %.0f s",
+    log.warning("thesis-size smoke on %d threads, (wall, CPU) seconds per part: %s; total wall %.0f s, CPU %.0f s",
+                all_cores,
                 {k: (round(w), round(c)) for k, (w, c) in seconds.items()}, sum(w for w, _ in seconds.values()),
                 sum(c for _, c in seconds.values()))

@@ -40,9 +40,11 @@ def test_diffusion_model_loss_fell_and_meta_is_complete(mask_models):
     losses = load_checkpoint(mask_models / "models/mask_dm/training/checkpoint.pt")["losses"]
     assert np.mean(losses[-30:]) < 0.8 * np.mean(losses[:10])
     _, _, meta = load_bundle(mask_models / "models/mask_dm", "mask_dm")
-    fractions = LabelledDataset(mask_models / "data").manifest["ventricle_fraction"]
-    assert meta["condition"]["min"] == pytest.approx(fractions.min())
-    assert meta["condition"]["max"] == pytest.approx(fractions.max())
+    fractions = LabelledDataset(mask_models / "data").manifest.set_index("case_id")["ventricle_fraction"]
+    training = fractions[meta["cases"]["training"]]  # the condition's units: training cases only, not held-out ones
+    assert len(training) == len(fractions) - len(meta["cases"]["validation"]) > 0
+    assert meta["condition"]["min"] == pytest.approx(training.min())
+    assert meta["condition"]["max"] == pytest.approx(training.max())
     assert meta["drop_prob"] == 0.2 and meta["noise"]["prediction"] == "v_prediction"
 
 
