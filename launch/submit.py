@@ -14,7 +14,6 @@ from typing import Any
 
 import submitit
 from submitit.helpers import as_completed
-from tqdm import tqdm
 
 from launch.container import bind_folders, task_argv
 from launch.profiles import ClusterProfile, check_after, load_profile, make_executor, render_sbatch
@@ -25,6 +24,7 @@ from launch.task import NphTask, grace_for
 from nph.cli.config import compose_config
 from nph.cli.registry import SUBCOMMANDS
 from nph.io.atomic import write_text
+from nph.progress import progress
 
 __all__ = ["DEFAULT_MAX_ARRAY_SIZE", "Plan", "Submission", "chunks", "max_array_size", "plan", "submit", "wait"]
 
@@ -197,7 +197,7 @@ def _job_order(job_id: str) -> tuple[int, str]:
 def wait(submission: Submission, paths: LaunchPaths) -> list[str]:
     """Block until every task ended, with a progress bar; returns the failed tasks' descriptions."""
     start = time.monotonic()
-    with tqdm(total=len(submission.jobs), unit="task", desc="tasks") as bar:
+    with progress(total=len(submission.jobs), unit="task", desc="tasks") as bar:
         for _ in as_completed(submission.jobs, poll_frequency=1):
             bar.update(1)
             bar.set_postfix(tasks_per_s=f"{bar.n / max(time.monotonic() - start, 1e-9):.2f}")

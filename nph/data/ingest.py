@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm import tqdm
 
 from nph.data.dataset import DatasetPaths, dataset_label_scheme, finalize, write_case, write_test_case
 from nph.data.grid import DEFAULT_PERCENTILES, Grid, GriddedCase, LabelResampling, to_grid
@@ -31,6 +30,7 @@ from nph.data.ingest_records import ERRORS_CSV, RECORDS_DIR, CaseFailure, read_r
 from nph.data.ingest_schemes import LabelScheme, stored_scheme, to_stored_ids
 from nph.errors import InputError
 from nph.io.nifti import Volume, load_volume
+from nph.progress import progress
 
 __all__ = ["ERRORS_CSV", "MIN_VOXELS_PER_AXIS", "RECORDS_DIR", "CaseFailure", "IngestOptions", "IngestReport",
            "LabelScheme", "ingest"]
@@ -201,13 +201,13 @@ def _run_all(todo: list[CaseSource], root: Path, options: IngestOptions) -> Iter
         return
     start = time.perf_counter()
     workers = min(options.workers, len(todo))
-    with tqdm(total=len(todo), unit="case", desc="ingest") as bar:
+    with progress(total=len(todo), unit="case", desc="ingest") as bar:
         if workers == 1:
             for source in todo:
                 yield _process_case(source, root, options)
                 bar.update()
         else:
-            # spawn: workers start clean, whatever threads the parent holds (tqdm, BLAS).
+            # spawn: workers start clean, whatever threads the parent holds (progress, BLAS).
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
                 futures = [pool.submit(_process_case, source, root, options) for source in todo]
                 for future in as_completed(futures):

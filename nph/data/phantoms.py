@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from tqdm import tqdm
 
 from nph.data.dataset import FILE_ENDING, DatasetPaths, finalize, write_case
 from nph.data.phantom_anatomy import Coords, make_labels, smooth_field
 from nph.data.phantom_contrast import Contrast, paint_image
 from nph.errors import InputError
 from nph.io.atomic import TEMP_PREFIX
+from nph.progress import progress
 
 __all__ = ["Phantom", "case_draws", "grid_affine", "make_phantom", "write_phantom_dataset"]
 
@@ -284,7 +284,7 @@ def write_phantom_dataset(
 
 def _run_jobs(jobs: list[_CaseJob], workers: int) -> list[dict[str, Any]]:
     """Make and write every case, in this process or a spawn-started pool, with a progress bar."""
-    bar = tqdm(total=len(jobs), desc="phantoms", unit="case")
+    bar = progress(total=len(jobs), desc="phantoms", unit="case")
     try:
         if workers == 1 or len(jobs) == 1:
             rows = []

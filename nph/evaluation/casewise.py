@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from tqdm import tqdm
 
 from nph.data.grid import resample_to
 from nph.data.measures import voxel_volume_ml
@@ -33,6 +32,7 @@ from nph.evaluation.evans import DEFAULT_SCALP_MM, CaseSkull, case_skull
 from nph.evaluation.schemes import WHOLE, LabelFolder, LabelScheme
 from nph.evaluation.surface import surface_metrics
 from nph.io.nifti import AFFINE_ATOL_MM, Volume, load_volume, spacing_of
+from nph.progress import progress
 
 __all__ = ["CASE_COLUMNS", "CaseMaps", "load_prediction", "score_case", "score_cases"]
 
@@ -146,8 +146,8 @@ def score_cases(
     _check_overlap(reference, predictions)
     images = images if images is not None and not reference.scheme.full_brain else {}
     rows: list[dict[str, Any]] = []
-    progress = tqdm(sorted(reference.cases), desc="evaluate", unit="case")
-    for case_id in progress:
+    bar = progress(sorted(reference.cases), desc="evaluate", unit="case")
+    for case_id in bar:
         ref = load_volume(reference.cases[case_id], integer=True)
         reference.scheme.check_values(ref.data, reference.cases[case_id])
         image_path = images.get(case_id)
@@ -158,7 +158,7 @@ def score_cases(
             rows += score_case(
                 case_id, method, ref, reference.scheme, maps, folder.scheme, tolerance_mm=tolerance_mm, skull=skull
             )
-    rate = len(reference.cases) / max(progress.format_dict["elapsed"], 1e-9)
+    rate = len(reference.cases) / max(bar.format_dict["elapsed"], 1e-9)
     log.info("scored %d cases × %d methods (%.1f cases/s)", len(reference.cases), len(predictions), rate)
     return pd.DataFrame(rows, columns=list(CASE_COLUMNS))
 

@@ -26,7 +26,6 @@ import pandas as pd
 import torch
 from monai.metrics import FIDMetric, MMDMetric
 from monai.metrics.regression import compute_ms_ssim
-from tqdm import tqdm
 
 from nph.data.dataset import LabelledDataset
 from nph.data.labels import LABELS
@@ -35,6 +34,7 @@ from nph.evaluation.features import ResNetSpec, extract_features, find_weights, 
 from nph.evaluation.fidelity import DEFAULT_BINS, conditioning_fidelity
 from nph.evaluation.stats import json_safe
 from nph.io.atomic import write_json, write_text
+from nph.progress import progress
 
 __all__ = ["MS_SSIM_WEIGHTS", "QualityOptions", "frechet_distance", "image_quality", "intensity_statistics",
            "ms_ssim_diversity", "ms_ssim_settings"]
@@ -121,7 +121,7 @@ def _subset(dataset: LabelledDataset, limit: int, seed: int) -> list[str]:
 
 
 def _load_images(dataset: LabelledDataset, case_ids: Sequence[str], what: str) -> list[npt.NDArray]:
-    return [dataset.image(c).data for c in tqdm(case_ids, desc=f"load {what}", unit="image")]
+    return [dataset.image(c).data for c in progress(case_ids, desc=f"load {what}", unit="image")]
 
 
 def _fidelity(dataset: LabelledDataset, options: QualityOptions) -> dict[str, Any] | None:

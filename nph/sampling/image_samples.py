@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from nph import __version__
 from nph.data.dataset import DatasetPaths, LabelledDataset, finalize, write_case
 from nph.data.labels import contiguous_to_ids
 from nph.errors import InputError
+from nph.progress import progress
 from nph.sampling.pairing import ImageModel, consistency_report, load_image_model, paint_images
 from nph.seeds import sample_seed
 from nph.synthesis.writer import BackgroundWriter
@@ -81,7 +81,7 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
                   "image_ae": model.digests["image_ae"], "image_dm": model.digests["image_dm"],
                   "nph_version": __version__}
     case_ids, start = dataset.case_ids, time.perf_counter()
-    with BackgroundWriter() as writer, tqdm(total=len(case_ids), unit="image", desc="sample-images") as bar:
+    with BackgroundWriter() as writer, progress(total=len(case_ids), unit="image", desc="sample-images") as bar:
         for first in range(0, len(case_ids), batch_size):
             indices = list(range(first, min(first + batch_size, len(case_ids))))
             volumes = [dataset.label_contiguous(case_ids[i]) for i in indices]

@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from nph.data.dataset import DatasetPaths, finalize, write_case
 from nph.data.labels import contiguous_to_ids
@@ -26,6 +25,7 @@ from nph.models.bundle import BundleKind, bundle_digest, load_bundle
 from nph.models.mask_ae import MaskAutoencoder
 from nph.models.mask_dm import build_mask_unet, make_context
 from nph.models.noise import build_scheduler
+from nph.progress import progress
 from nph.sampling.defaults import DEFAULT
 from nph.sampling.diffusion import (
     Interval,
@@ -201,7 +201,7 @@ def sample_masks(
     model = load_mask_model(models)
     affine = np.asarray(model.meta["affine"], dtype=np.float64)
     rows, started = [], time.perf_counter()
-    bar = tqdm(total=n, desc="sample-masks", unit="mask")
+    bar = progress(total=n, desc="sample-masks", unit="mask")
     for index, value, label_ids in generate_masks(
         model,
         n,

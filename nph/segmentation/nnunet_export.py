@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from nph import __version__
 from nph.data.dataset import FILE_ENDING, LabelledDataset
 from nph.errors import InputError
 from nph.io.atomic import write_json
 from nph.io.nifti import load_volume, save_volume
+from nph.progress import progress
 from nph.segmentation.nnunet_env import NnunetRoot, dataset_folder_name
 from nph.segmentation.schemes import Scheme, from_contiguous33, scheme_label_ids, scheme_labels
 
@@ -185,7 +185,7 @@ def _write_staging(staging: Path, datasets: Sequence[LabelledDataset], tags: Seq
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "imagesTr").mkdir(parents=True)
     (staging / "labelsTr").mkdir()
-    with tqdm(total=sum(len(v) for v in picked.values()), desc=f"export {staging.name}", unit="case") as bar:
+    with progress(total=sum(len(v) for v in picked.values()), desc=f"export {staging.name}", unit="case") as bar:
         for tag, ds in zip(tags, datasets, strict=True):
             for case in picked[tag]:
                 _write_case(ds, case, f"{tag}_{case}", staging, scheme)

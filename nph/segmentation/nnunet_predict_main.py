@@ -8,6 +8,7 @@ with nnU-Net's paths in the environment (nph's command layer builds it).
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 __all__ = ["main"]
@@ -27,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     fold = args.fold if args.fold == "all" else int(args.fold)
-    predictor = nnUNetPredictor(device=torch.device(args.device), allow_tqdm=True)
+    # a bar on a terminal only: in a log file its \r frames pile up into one line
+    predictor = nnUNetPredictor(device=torch.device(args.device), allow_tqdm=sys.stderr.isatty())
     predictor.initialize_from_trained_model_folder(args.model, use_folds=(fold,))
     predictor.predict_from_files(
         args.input,

@@ -18,7 +18,6 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torchio as tio
-from tqdm import tqdm
 
 from nph.data.dataset import DatasetPaths, LabelledDataset, finalize, write_case
 from nph.data.grid import scale_intensity
@@ -26,6 +25,7 @@ from nph.data.labels import LABELS, TissueGroup, contiguous_to_ids
 from nph.data.measures import measure
 from nph.errors import InputError
 from nph.io.nifti import load_volume
+from nph.progress import progress
 
 __all__ = ["RandomizeSettings", "build_transform", "randomize_case", "randomize_dataset", "settings_from"]
 
@@ -126,7 +126,7 @@ def randomize_dataset(
     except (ValueError, TypeError) as err:
         raise InputError(f"randomize settings: {err}") from err
     rows = []
-    for index in tqdm(range(n), desc="randomize", unit="sample"):
+    for index in progress(range(n), desc="randomize", unit="sample"):
         case_src = source.case_ids[index % len(source)]
         case_id = f"rand{index:06d}"
         provenance = {

@@ -15,10 +15,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from tqdm import tqdm
 
 from nph import __version__
 from nph.data.dataset import write_case
+from nph.progress import progress
 from nph.seeds import sample_seed
 from nph.synthesis.conditions import ConditionSpec, draw_condition
 from nph.synthesis.records import SynthesisPaths, is_done, write_record
@@ -87,7 +87,8 @@ def generate_shard(
     todo = [i for i in owned if not is_done(out, case_id_for(i))]
     log.info("shard %s: %d samples, %d done, %d to make", shard, len(owned), len(owned) - len(todo), len(todo))
     start = time.perf_counter()
-    with BackgroundWriter(threads=writer_threads) as writer, tqdm(total=len(todo), unit="sample") as bar:
+    bar = progress(total=len(todo), desc="generate", unit="sample")
+    with BackgroundWriter(threads=writer_threads) as writer, bar:
         for first in range(0, len(todo), batch_size):
             requests = [SampleRequest(i, draw_condition(conditions, seed, i), sample_seed(seed, i))
                         for i in todo[first : first + batch_size]]

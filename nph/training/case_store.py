@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 import torch
-from tqdm import tqdm
 
 from nph.io.atomic import fsync_dir, write_json
+from nph.progress import progress
 
 __all__ = [
     "CaseSource",
@@ -174,7 +174,7 @@ def _build(source: CaseSource, folder: Path) -> None:
             for name, (shape, dtype) in source.fields.items()
         }
         last = time.monotonic()
-        for index in tqdm(range(count), desc="case store", unit="case", disable=None):
+        for index in progress(range(count), desc="case store", unit="case"):
             for name, array in source.read(index).items():
                 arrays[name][index] = array
             if time.monotonic() - last > LOG_EVERY_S:

@@ -24,10 +24,10 @@ import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from nph.errors import InputError
 from nph.io.atomic import write_text
+from nph.progress import progress
 from nph.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, restore_rng, save_checkpoint
 from nph.training.config import EngineConfig, Precision, resolve_precision
 from nph.training.data import BatchOrder, MicroBatches, collate
@@ -184,8 +184,8 @@ class Engine:
         """Train until ``max_steps`` or a stop signal; returns losses, validation metrics and weights."""
         self._build()
         with self._signals():
-            bar = tqdm(total=self.cfg.max_steps, initial=self.step, disable=not self.env.is_main, desc="train",
-                       unit="step")
+            bar = progress(total=self.cfg.max_steps, initial=self.step, disable=not self.env.is_main, desc="train",
+                           unit="step")
             started, start_step = time.perf_counter(), self.step
             batches = self._batches()
             while self.step < self.cfg.max_steps and not self._stop:

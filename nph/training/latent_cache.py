@@ -23,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from nph.io.atomic import write_json
+from nph.progress import progress
 from nph.training.case_store import file_lock, publish
 
 __all__ = ["LatentCache", "MaskLatents", "cached_latents", "latent_key"]
@@ -149,7 +149,7 @@ def _encode(
     try:
         arrays: dict[str, np.ndarray] = {}
         last, started = time.monotonic(), time.monotonic()
-        for start in tqdm(range(0, len(case_ids), batch_size), desc="encode masks", unit="batch", disable=None):
+        for start in progress(range(0, len(case_ids), batch_size), desc="encode masks", unit="batch"):
             batch = torch.stack([labels[i]["labels"] for i in range(start, min(start + batch_size, len(case_ids)))])
             for name, value in zip(("mu", "sigma"), ae.encode(batch.to(device)), strict=True):
                 if name not in arrays:
