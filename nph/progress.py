@@ -34,8 +34,7 @@ def progress(
     stream = sys.stderr if stream is None else stream
     if disable or _is_terminal(stream):
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable, file=stream)
-    return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, stream=stream,
-                        interval=interval)
+    return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, stream=stream, interval=interval)
 
 
 def _is_terminal(stream: TextIO) -> bool:
