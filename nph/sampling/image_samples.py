@@ -2,12 +2,13 @@
 
 Case ``i`` (in the masks' manifest order) gets noise seed ``sample_seed(seed, i)``; its row records the seed,
 the index, the source mask case and the image model's bundle digests. When the masks come with real images
-(phantoms, ingested scans), the mask–image consistency against them is stored in dataset.json.
+(phantoms, ingested scans), the mask–image consistency against them is stored in dataset.json. Masks are read as
+RAS+ arrays; a model trained on another layout (``nph import-thesis``) paints them turned into its own (exact axis
+permutations and flips), and its images come back RAS+.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from tqdm import tqdm
 from nph import __version__
 from nph.data.dataset import DatasetPaths, LabelledDataset, finalize, write_case
 from nph.data.labels import contiguous_to_ids
+from nph.data.orientation import RAS, reorient_axes
 from nph.errors import InputError
 from nph.sampling.pairing import ImageModel, consistency_report, load_image_model, paint_images
 from nph.seeds import sample_seed
@@ -41,22 +43,19 @@ def _check_out(masks: Path, out: Path, overwrite: bool) -> None:
 
 
 def _check_grid(model: ImageModel, dataset: LabelledDataset, case_id: str) -> None:
+    """Masks are read as RAS+ arrays; the model's grid is compared in that axis order (its own may differ)."""
     volume = dataset.label_contiguous(case_id)
-    if model.shape is not None and tuple(volume.shape) != model.shape:
-        raise InputError(f"{dataset.paths.label(case_id)}: grid {tuple(volume.shape)} differs from the image "
-                         f"model's {list(model.shape)}")
-    if model.spacing is not None and not np.allclose(volume.spacing, model.spacing, atol=1e-3):
-        raise InputError(f"{dataset.paths.label(case_id)}: spacing {volume.spacing} mm differs from the image "
-                         f"model's {list(model.spacing)} mm")
-
-
-def _check_orientation(models: Path) -> None:
-    """Masks are read as RAS+ arrays; a model imported with other axis codes (``nph import-thesis``) saw others."""
-    meta = models / "image_dm" / "meta.json"
-    codes = json.loads(meta.read_text()).get("orientation", "RAS") if meta.is_file() else "RAS"
-    if codes != "RAS":
-        raise InputError(f"{meta}: this image model saw {codes} arrays, masks are read as RAS+; use `nph generate` "
-                         "with its mask model, or import it with orientation=RAS if it was trained on RAS arrays")
+    layout = "" if model.orientation == RAS else f" (its {model.orientation} grid as RAS+ arrays)"
+    if model.shape is not None:
+        shape = reorient_axes(model.shape, model.orientation, RAS)
+        if tuple(volume.shape) != shape:
+            raise InputError(f"{dataset.paths.label(case_id)}: grid {tuple(volume.shape)} differs from the image "
+                             f"model's {list(shape)}{layout}")
+    if model.spacing is not None:
+        spacing = reorient_axes(model.spacing, model.orientation, RAS)
+        if not np.allclose(volume.spacing, spacing, atol=1e-3):
+            raise InputError(f"{dataset.paths.label(case_id)}: spacing {volume.spacing} mm differs from the image "
+                             f"model's {list(spacing)} mm{layout}")
 
 
 def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, seed: int, sampler: str = "ddim",
@@ -70,7 +69,6 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
     masks, out = Path(masks), Path(out)
     dataset = LabelledDataset(masks)
     _check_out(masks, out, overwrite)
-    _check_orientation(Path(models))
     model = load_image_model(models, device)
     for case_id in dataset.case_ids:
         _check_grid(model, dataset, case_id)
@@ -87,7 +85,7 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
             volumes = [dataset.label_contiguous(case_ids[i]) for i in indices]
             labels = np.stack([v.data for v in volumes])
             images = paint_images(model, labels, [sample_seed(seed, i) for i in indices], sampler=sampler,
-                                  steps=steps, batch_size=batch_size)
+                                  steps=steps, batch_size=batch_size, orientation=RAS)
             for i, volume, image in zip(indices, volumes, images, strict=True):
                 label_ids = contiguous_to_ids(volume.data)
                 image = np.where(label_ids == 0, 0.0, image).astype(np.float32)
