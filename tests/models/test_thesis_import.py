@@ -4,6 +4,7 @@ whose networks give the same outputs, and that ``nph generate`` uses as they are
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +308,23 @@ def test_masks_that_cannot_match_the_image_models_grid_are_refused(thesis, tmp_p
     assert result.status == 2
     assert "grid (48, 32, 32) differs from the image model's [32, 48, 32] (its PIR grid as RAS+ arrays)" in result.err
     assert not (tmp_path / "images").exists()
+
+
+def test_an_image_model_on_another_grid_is_refused_in_its_layout(thesis, tmp_path: Path, run_nph) -> None:
+    """The image model's grid is compared with the mask model's turned into its layout (PIR: axes permuted)."""
+    _, paths, _, _ = thesis
+    ipl, pir = tmp_path / "ipl", tmp_path / "pir"
+    assert run_nph("import-thesis", *_import_args(ipl, paths)).status == 0
+    assert run_nph("import-thesis", *_import_args(pir, paths, ("image_orientation=PIR", "grid.shape=[32,32,48]"))
+                   ).status == 0
+    for kind in ("image_ae", "image_dm"):  # mask model on (32, 48, 32) IPL, image model on (32, 32, 48) PIR
+        shutil.rmtree(ipl / kind)
+        shutil.copytree(pir / kind, ipl / kind)
+    out = tmp_path / "synthetic"
+    result = run_nph("generate", "experiment=tiny", f"models={ipl}", f"out={out}", "n=1", "steps=2", "device=cpu")
+    assert result.status == 2 and not out.exists()
+    assert ("the image model's grid (32, 32, 48) differs from the mask model's (32, 48, 32) ((48, 32, 32) as PIR "
+            "arrays)") in result.err
 
 
 def test_orientations_are_given_once_per_model(thesis, tmp_path: Path, run_nph) -> None:
