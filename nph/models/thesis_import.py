@@ -46,9 +46,15 @@ THESIS_VOCABULARY = max(LABEL_IDS) + 1
 #: The meta.json key under which a diffusion bundle records its autoencoder's digest, and that autoencoder.
 _AUTOENCODER_OF = {"mask_dm": ("mask_ae", "mask_ae"), "image_dm": ("autoencoder", "image_ae")}
 #: MONAI core name → monai-generative name: MONAI's load_old_state_dict renames, plus the SPADE U-Net's norms.
-_RENAMES = ((".postconv.", ".conv."), (".attn.to_q.", ".to_q."), (".attn.to_k.", ".to_k."),
-            (".attn.to_v.", ".to_v."), (".attn.out_proj.", ".proj_attn."), (".out_proj.", ".to_out.0."),
-            (".param_free_norm.", ".param_free_norm.N."))  # SPADE norms: generative wrapped GroupNorm in an ADN
+_RENAMES = (
+    (".postconv.", ".conv."),
+    (".attn.to_q.", ".to_q."),
+    (".attn.to_k.", ".to_k."),
+    (".attn.to_v.", ".to_v."),
+    (".attn.out_proj.", ".proj_attn."),
+    (".out_proj.", ".to_out.0."),
+    (".param_free_norm.", ".param_free_norm.N."),
+)  # SPADE norms: generative wrapped GroupNorm in an ADN
 
 
 @dataclass(frozen=True)
@@ -85,8 +91,10 @@ class ThesisSettings:
         key = f"{model}_orientation"
         codes = getattr(self, key) or self.orientation
         if codes is None:
-            raise InputError(f"orientation: missing for the {model} models; give orientation=CODES (all four "
-                             "networks) or mask_orientation=CODES image_orientation=CODES")
+            raise InputError(
+                f"orientation: missing for the {model} models; give orientation=CODES (all four "
+                "networks) or mask_orientation=CODES image_orientation=CODES"
+            )
         return axis_codes(codes, key if getattr(self, key) else "orientation")
 
     def grid_of(self, model: str) -> tuple[tuple[int, ...], tuple[float, ...], str]:
@@ -102,16 +110,19 @@ class ThesisSettings:
             if not (np.isfinite(value) and value > 0):
                 raise InputError(f"{key}: expected a positive number, got {value}")
         if self.orientation is not None and self.mask_orientation and self.image_orientation:
-            raise InputError(f"orientation={self.orientation}: unused, mask_orientation and image_orientation are both "
-                             "given; drop one of the three")
+            raise InputError(
+                f"orientation={self.orientation}: unused, mask_orientation and image_orientation are both "
+                "given; drop one of the three"
+            )
         if len(self.shape) != 3 or len(self.spacing) != 3:
             raise InputError(f"grid: expected a 3-D shape and spacing, got {list(self.shape)} and {list(self.spacing)}")
         for model in ("mask", "image"):
             grid_affine(*self.grid_of(model))
 
 
-def grid_affine(shape: tuple[int, ...], spacing: tuple[float, ...], orientation: str,
-                key: str = "orientation") -> npt.NDArray[np.float64]:
+def grid_affine(
+    shape: tuple[int, ...], spacing: tuple[float, ...], orientation: str, key: str = "orientation"
+) -> npt.NDArray[np.float64]:
     """Voxel → RAS mm affine of arrays with axis codes ``orientation`` (e.g. ``IPL``), centred on the grid, so one
     grid in two layouts (shape and spacing by ``reorient_axes``) puts each voxel at the same place."""
     if len(shape) != 3 or len(spacing) != 3:
@@ -188,8 +199,10 @@ def _check_complete(net: nn.Module, leftover: Mapping[str, torch.Tensor], used: 
     if not problems and used != len(target):
         problems.append(f"{used} source tensors for {len(target)} target tensors")
     if problems:
-        raise InputError(f"{name}: does not fit the configured network: {'; '.join(problems)} "
-                         "(check the network sizes in the experiment config against the thesis's)")
+        raise InputError(
+            f"{name}: does not fit the configured network: {'; '.join(problems)} "
+            "(check the network sizes in the experiment config against the thesis's)"
+        )
 
 
 def _identity_attention_projections(net: nn.Module) -> int:
@@ -223,13 +236,17 @@ def _mask_ae(source: dict[str, torch.Tensor], network: Mapping[str, Any], name: 
     embedding = source.pop("embedding.weight", None)
     if embedding is None or embedding.ndim != 2 or embedding.shape[0] not in (THESIS_VOCABULARY, len(LABEL_IDS)):
         shape = None if embedding is None else tuple(embedding.shape)
-        raise InputError(f"{name}: expected 'embedding.weight' of shape ({THESIS_VOCABULARY}, embed_dim) in front of "
-                         f"the AutoencoderKL (the thesis's EmbeddingWrapper), found {shape}")
+        raise InputError(
+            f"{name}: expected 'embedding.weight' of shape ({THESIS_VOCABULARY}, embed_dim) in front of "
+            f"the AutoencoderKL (the thesis's EmbeddingWrapper), found {shape}"
+        )
     rows = embedding[torch.tensor(LABEL_IDS)] if embedding.shape[0] == THESIS_VOCABULARY else embedding
     autoencoder = {k.removeprefix("autoencoder."): v for k, v in source.items()}
     if len(autoencoder) != len(source) or rows.shape != net.embedding.weight.shape:
-        raise InputError(f"{name}: expected 'autoencoder.*' keys and an embedding of shape "
-                         f"{tuple(net.embedding.weight.shape)} from the 33 SynthSeg ids, found {tuple(rows.shape)}")
+        raise InputError(
+            f"{name}: expected 'autoencoder.*' keys and an embedding of shape "
+            f"{tuple(net.embedding.weight.shape)} from the 33 SynthSeg ids, found {tuple(rows.shape)}"
+        )
     source.clear()
     with torch.no_grad():
         net.embedding.weight.copy_(rows)
@@ -237,8 +254,9 @@ def _mask_ae(source: dict[str, torch.Tensor], network: Mapping[str, Any], name: 
     return net
 
 
-def convert_network(kind: str, source: dict[str, torch.Tensor], settings: ThesisSettings,
-                    name: str | None = None) -> nn.Module:
+def convert_network(
+    kind: str, source: dict[str, torch.Tensor], settings: ThesisSettings, name: str | None = None
+) -> nn.Module:
     """The nph network of ``kind`` holding the thesis weights in ``source`` (consumed), every tensor accounted for."""
     name = name or f"checkpoints.{kind}"
     network = settings.networks[kind]
@@ -261,22 +279,40 @@ def _metas(settings: ThesisSettings, sources: Mapping[str, Path]) -> dict[str, d
     grids = {}
     for model in ("mask", "image"):
         shape, spacing, codes = settings.grid_of(model)
-        grids[model] = {"label_ids": label_id_table(), "shape": list(shape), "spacing": list(spacing),
-                        "affine": grid_affine(shape, spacing, codes).tolist(), "orientation": codes}
+        grids[model] = {
+            "label_ids": label_id_table(),
+            "shape": list(shape),
+            "spacing": list(spacing),
+            "affine": grid_affine(shape, spacing, codes).tolist(),
+            "orientation": codes,
+        }
     mask_grid, image_grid = grids["mask"], grids["image"]
     mask_factor = downsampling_of(settings.networks["mask_ae"])
     latent_shape = [int(settings.networks["mask_ae"]["latent_channels"]), *(s // mask_factor for s in settings.shape)]
-    image = {"latent_scale_factor": settings.image_scale_factor, "downsampling": downsampling_of(
-        settings.networks["image_ae"]), "latent_channels": int(settings.networks["image_ae"]["latent_channels"])}
+    image = {
+        "latent_scale_factor": settings.image_scale_factor,
+        "downsampling": downsampling_of(settings.networks["image_ae"]),
+        "latent_channels": int(settings.networks["image_ae"]["latent_channels"]),
+    }
     provenance = {k: {"imported_from": str(Path(p).resolve())} for k, p in sources.items()}
-    mask = {"latent_scale_factor": settings.mask_scale_factor, "latent_shape": latent_shape,
-            "downsampling": mask_factor}
+    mask = {
+        "latent_scale_factor": settings.mask_scale_factor,
+        "latent_shape": latent_shape,
+        "downsampling": mask_factor,
+    }
     condition = {"name": "ventricle_fraction", "min": settings.condition_min, "max": settings.condition_max}
-    return {"mask_ae": {**mask_grid, **mask, **provenance["mask_ae"]},
-            "mask_dm": {**mask_grid, **mask, "condition": condition, "noise": dict(settings.noise["mask_dm"]),
-                        **provenance["mask_dm"]},
-            "image_ae": {**image_grid, **image, "channels": 1, **provenance["image_ae"]},
-            "image_dm": {**image_grid, **image, **provenance["image_dm"]}}
+    return {
+        "mask_ae": {**mask_grid, **mask, **provenance["mask_ae"]},
+        "mask_dm": {
+            **mask_grid,
+            **mask,
+            "condition": condition,
+            "noise": dict(settings.noise["mask_dm"]),
+            **provenance["mask_dm"],
+        },
+        "image_ae": {**image_grid, **image, "channels": 1, **provenance["image_ae"]},
+        "image_dm": {**image_grid, **image, **provenance["image_dm"]},
+    }
 
 
 def import_thesis(out: str | Path, sources: Mapping[str, str | Path], settings: ThesisSettings) -> dict[str, Path]:
@@ -301,12 +337,15 @@ def import_thesis(out: str | Path, sources: Mapping[str, str | Path], settings: 
         if kind in _AUTOENCODER_OF:
             key, autoencoder = _AUTOENCODER_OF[kind]
             meta[key] = bundle_digest(folders[autoencoder])
-        config: dict[str, Any] = {"experiment": "thesis-import", "grid": {"shape": meta["shape"],
-                                                                          "spacing": meta["spacing"]},
-                                  "network": dict(settings.networks[kind])}
+        config: dict[str, Any] = {
+            "experiment": "thesis-import",
+            "grid": {"shape": meta["shape"], "spacing": meta["spacing"]},
+            "network": dict(settings.networks[kind]),
+        }
         if kind in settings.noise:
             config["noise"] = dict(settings.noise[kind])
-        folders[kind] = save_bundle(out / kind, BundleKind(kind), config, nets[kind].state_dict(),
-                                    {**meta, "steps": None})
+        folders[kind] = save_bundle(
+            out / kind, BundleKind(kind), config, nets[kind].state_dict(), {**meta, "steps": None}
+        )
         log.info("import-thesis: %s → %s", sources[kind], folders[kind])
     return folders

@@ -49,18 +49,31 @@ def _check_grid(model: ImageModel, dataset: LabelledDataset, case_id: str) -> No
     if model.shape is not None:
         shape = reorient_axes(model.shape, model.orientation, RAS)
         if tuple(volume.shape) != shape:
-            raise InputError(f"{dataset.paths.label(case_id)}: grid {tuple(volume.shape)} differs from the image "
-                             f"model's {list(shape)}{layout}")
+            raise InputError(
+                f"{dataset.paths.label(case_id)}: grid {tuple(volume.shape)} differs from the image "
+                f"model's {list(shape)}{layout}"
+            )
     if model.spacing is not None:
         spacing = reorient_axes(model.spacing, model.orientation, RAS)
         if not np.allclose(volume.spacing, spacing, atol=1e-3):
-            raise InputError(f"{dataset.paths.label(case_id)}: spacing {volume.spacing} mm differs from the image "
-                             f"model's {list(spacing)} mm{layout}")
+            raise InputError(
+                f"{dataset.paths.label(case_id)}: spacing {volume.spacing} mm differs from the image "
+                f"model's {list(spacing)} mm{layout}"
+            )
 
 
-def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, seed: int, sampler: str = "ddim",
-                  steps: int = 50, batch_size: int = 4, device: str | torch.device = "cpu",
-                  overwrite: bool = False) -> pd.DataFrame:
+def sample_images(
+    models: str | Path,
+    masks: str | Path,
+    out: str | Path,
+    *,
+    seed: int,
+    sampler: str = "ddim",
+    steps: int = 50,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    overwrite: bool = False,
+) -> pd.DataFrame:
     """Paint an image onto every label map of ``masks`` and write ``out``; returns the manifest.
 
     Raises:
@@ -75,17 +88,30 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
     paths = DatasetPaths(out)
     rows: list[dict[str, Any]] = []
     quality: dict[str, list[np.ndarray]] = {"generated": [], "labels": [], "real": []}
-    provenance = {"source": "sample-images", "seed": int(seed), "sampler": sampler, "steps": int(steps),
-                  "image_ae": model.digests["image_ae"], "image_dm": model.digests["image_dm"],
-                  "nph_version": __version__}
+    provenance = {
+        "source": "sample-images",
+        "seed": int(seed),
+        "sampler": sampler,
+        "steps": int(steps),
+        "image_ae": model.digests["image_ae"],
+        "image_dm": model.digests["image_dm"],
+        "nph_version": __version__,
+    }
     case_ids, start = dataset.case_ids, time.perf_counter()
     with BackgroundWriter() as writer, tqdm(total=len(case_ids), unit="image", desc="sample-images") as bar:
         for first in range(0, len(case_ids), batch_size):
             indices = list(range(first, min(first + batch_size, len(case_ids))))
             volumes = [dataset.label_contiguous(case_ids[i]) for i in indices]
             labels = np.stack([v.data for v in volumes])
-            images = paint_images(model, labels, [sample_seed(seed, i) for i in indices], sampler=sampler,
-                                  steps=steps, batch_size=batch_size, orientation=RAS)
+            images = paint_images(
+                model,
+                labels,
+                [sample_seed(seed, i) for i in indices],
+                sampler=sampler,
+                steps=steps,
+                batch_size=batch_size,
+                orientation=RAS,
+            )
             for i, volume, image in zip(indices, volumes, images, strict=True):
                 label_ids = contiguous_to_ids(volume.data)
                 image = np.where(label_ids == 0, 0.0, image).astype(np.float32)
@@ -98,17 +124,23 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
     report = _report(quality)
     log.info("sample-images: %d images in %.1f s; quality %s", len(rows), time.perf_counter() - start, report)
     written: list[dict[str, Any]] = [row["written"] for row in rows]
-    return finalize(paths, written, description=f"nph sample-images (seed {seed})",
-                    extra={"image_quality": report, "image_model": model.digests, "masks": str(masks)})
+    return finalize(
+        paths,
+        written,
+        description=f"nph sample-images (seed {seed})",
+        extra={"image_quality": report, "image_model": model.digests, "masks": str(masks)},
+    )
 
 
-def _write(paths: DatasetPaths, case_id: str, label_ids: np.ndarray, affine: np.ndarray, image: np.ndarray,
-           row: dict[str, Any]) -> None:
+def _write(
+    paths: DatasetPaths, case_id: str, label_ids: np.ndarray, affine: np.ndarray, image: np.ndarray, row: dict[str, Any]
+) -> None:
     row["written"] = write_case(paths, case_id, label_ids, affine, image, dict(row))
 
 
-def _collect(quality: dict[str, list[np.ndarray]], dataset: LabelledDataset, case_id: str, image: np.ndarray,
-             labels: np.ndarray) -> None:
+def _collect(
+    quality: dict[str, list[np.ndarray]], dataset: LabelledDataset, case_id: str, image: np.ndarray, labels: np.ndarray
+) -> None:
     if len(quality["generated"]) >= QUALITY_CASES:
         return
     quality["generated"].append(image)

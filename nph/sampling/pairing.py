@@ -60,8 +60,10 @@ def load_image_model(models: str | Path, device: torch.device | str = "cpu") -> 
     dm_config, dm_state, dm_meta = load_bundle(dm_dir, BundleKind.IMAGE_DM)
     digests = {"image_ae": bundle_digest(ae_dir), "image_dm": bundle_digest(dm_dir)}
     if dm_meta.get("autoencoder") != digests["image_ae"]:
-        raise InputError(f"{dm_dir}: trained on autoencoder {dm_meta.get('autoencoder')}, but {ae_dir} is "
-                         f"{digests['image_ae']} (retrain image_dm, or use the matching image_ae)")
+        raise InputError(
+            f"{dm_dir}: trained on autoencoder {dm_meta.get('autoencoder')}, but {ae_dir} is "
+            f"{digests['image_ae']} (retrain image_dm, or use the matching image_ae)"
+        )
     autoencoder = build_image_ae(ae_config["network"])
     autoencoder.load_state_dict(ae_state)
     unet = build_image_dm(dm_config["network"], int(dm_meta["latent_channels"]))
@@ -69,15 +71,31 @@ def load_image_model(models: str | Path, device: torch.device | str = "cpu") -> 
     shape = tuple(int(s) for s in dm_meta["shape"])
     spacing = tuple(float(s) for s in dm_meta["spacing"])
     orientation = axis_codes(dm_meta.get("orientation", RAS), f"{dm_dir / META}: orientation")
-    return ImageModel(autoencoder.to(device).eval(), unet.to(device).eval(), float(dm_meta["latent_scale_factor"]),
-                      dict(dm_config["noise"]), downsampling_of(ae_config["network"]),
-                      int(dm_meta["latent_channels"]), digests, shape, spacing, orientation)  # type: ignore[arg-type]
+    return ImageModel(
+        autoencoder.to(device).eval(),
+        unet.to(device).eval(),
+        float(dm_meta["latent_scale_factor"]),
+        dict(dm_config["noise"]),
+        downsampling_of(ae_config["network"]),
+        int(dm_meta["latent_channels"]),
+        digests,
+        shape,  # type: ignore[arg-type]
+        spacing,  # type: ignore[arg-type]
+        orientation,
+    )
 
 
 @torch.inference_mode()
-def paint_images(model: ImageModel, labels: torch.Tensor | npt.NDArray, seeds: Sequence[int], *,
-                 sampler: str = "ddim", steps: int = 50, batch_size: int = 4,
-                 orientation: str | None = None) -> npt.NDArray[np.float32]:
+def paint_images(
+    model: ImageModel,
+    labels: torch.Tensor | npt.NDArray,
+    seeds: Sequence[int],
+    *,
+    sampler: str = "ddim",
+    steps: int = 50,
+    batch_size: int = 4,
+    orientation: str | None = None,
+) -> npt.NDArray[np.float32]:
     """Images (N, X, Y, Z) in [0, 1] for label maps (N, X, Y, Z) of contiguous indices, one noise seed each.
 
     Args:
@@ -109,8 +127,13 @@ def paint_images(model: ImageModel, labels: torch.Tensor | npt.NDArray, seeds: S
             return model.unet(x, t, seg).float()
 
         with autocast:
-            latents = sample_latents(denoise, build_scheduler(model.noise, sampler),
-                                     initial_noise(latent_shape, generators, device), steps, generators)
+            latents = sample_latents(
+                denoise,
+                build_scheduler(model.noise, sampler),
+                initial_noise(latent_shape, generators, device),
+                steps,
+                generators,
+            )
             images = model.autoencoder.decode_stage_2_outputs(latents / model.scale_factor, seg)
         out.append(images.float().clamp(0, 1)[:, 0].cpu().numpy())
     return reorient(np.concatenate(out).astype(np.float32), model.orientation, layout)
@@ -123,13 +146,17 @@ def consistency_report(images: npt.NDArray, labels: npt.NDArray, real: npt.NDArr
     real images' ventricle/parenchyma contrast; always: the generated contrast and MS-SSIM diversity (N ≥ 2).
     """
     generated = np.stack([label_means(i, lab) for i, lab in zip(images, labels, strict=True)])
-    report = {"ventricle_contrast": float(np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(images, labels,
-                                                                                                    strict=True)]))}
+    report = {
+        "ventricle_contrast": float(
+            np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(images, labels, strict=True)])
+        )
+    }
     if real is not None:
         reference = np.stack([label_means(i, lab) for i, lab in zip(real, labels, strict=True)])
         report["contrast_error"] = contrast_error(generated, reference)
-        report["ventricle_contrast_real"] = float(np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(
-            real, labels, strict=True)]))
+        report["ventricle_contrast_real"] = float(
+            np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(real, labels, strict=True)])
+        )
     if len(images) >= 2:
         report["ms_ssim"] = ms_ssim_diversity(images)
     return report
