@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-from nibabel.orientations import axcodes2ornt
 from torch import nn
 
 from nph.data.labels import LABEL_IDS, label_id_table
+from nph.data.orientation import axis_codes, axis_ornt, reorient_axes
 from nph.errors import InputError
 from nph.models.bundle import META, BundleKind, bundle_digest, save_bundle
 from nph.models.image_ae import build_image_ae, downsampling_of
@@ -46,9 +46,15 @@ THESIS_VOCABULARY = max(LABEL_IDS) + 1
 #: The meta.json key under which a diffusion bundle records its autoencoder's digest, and that autoencoder.
 _AUTOENCODER_OF = {"mask_dm": ("mask_ae", "mask_ae"), "image_dm": ("autoencoder", "image_ae")}
 #: MONAI core name → monai-generative name: MONAI's load_old_state_dict renames, plus the SPADE U-Net's norms.
-_RENAMES = ((".postconv.", ".conv."), (".attn.to_q.", ".to_q."), (".attn.to_k.", ".to_k."),
-            (".attn.to_v.", ".to_v."), (".attn.out_proj.", ".proj_attn."), (".out_proj.", ".to_out.0."),
-            (".param_free_norm.", ".param_free_norm.N."))  # SPADE norms: generative wrapped GroupNorm in an ADN
+_RENAMES = (
+    (".postconv.", ".conv."),
+    (".attn.to_q.", ".to_q."),
+    (".attn.to_k.", ".to_k."),
+    (".attn.to_v.", ".to_v."),
+    (".attn.out_proj.", ".proj_attn."),
+    (".out_proj.", ".to_out.0."),
+    (".param_free_norm.", ".param_free_norm.N."),
+)  # SPADE norms: generative wrapped GroupNorm in an ADN
 
 
 @dataclass(frozen=True)
@@ -58,22 +64,43 @@ class ThesisSettings:
     Args:
         networks: the ``network`` config section of each kind (nph's keys; sizes as the thesis trained them).
         noise: the ``noise`` section of ``mask_dm`` and ``image_dm`` (DDPM, scaled-linear betas 0.0015–0.0205).
-        shape: grid in voxels, in the order of the arrays the networks saw.
+        shape: grid in voxels, in the axis order of the mask models' arrays.
         spacing: voxel size in mm, same order.
-        orientation: axis codes of those arrays (e.g. ``IPL``: MONAI ``Orientationd(axcodes=...)`` of the thesis).
+        orientation: axis codes of the arrays all four networks saw (e.g. ``IPL``: the thesis's MONAI
+            ``Orientationd(axcodes=...)``); None when both ``mask_orientation`` and ``image_orientation`` are given.
         mask_scale_factor, image_scale_factor: latent scale factors (1 / std of the latents).
         condition_min, condition_max: the ventricle fractions (ventricles / ICV) that normalised to 0 and 1.
+        mask_orientation, image_orientation: axis codes of the mask (image) models' arrays, where they differ from
+            ``orientation`` (the thesis: IPL and IAR). The image bundles' grid is ``shape`` in their axis order.
     """
 
     networks: Mapping[str, Mapping[str, Any]]
     noise: Mapping[str, Mapping[str, Any]]
     shape: tuple[int, int, int]
     spacing: tuple[float, float, float]
-    orientation: str
+    orientation: str | None
     mask_scale_factor: float
     image_scale_factor: float
     condition_min: float
     condition_max: float
+    mask_orientation: str | None = None
+    image_orientation: str | None = None
+
+    def orientation_of(self, model: str) -> str:
+        """Upper-case axis codes of the ``mask`` or ``image`` models' arrays."""
+        key = f"{model}_orientation"
+        codes = getattr(self, key) or self.orientation
+        if codes is None:
+            raise InputError(
+                f"orientation: missing for the {model} models; give orientation=CODES (all four "
+                "networks) or mask_orientation=CODES image_orientation=CODES"
+            )
+        return axis_codes(codes, key if getattr(self, key) else "orientation")
+
+    def grid_of(self, model: str) -> tuple[tuple[int, ...], tuple[float, ...], str]:
+        """Shape, spacing and axis codes of the ``mask`` or ``image`` models' arrays."""
+        mask, codes = self.orientation_of("mask"), self.orientation_of(model)
+        return reorient_axes(self.shape, mask, codes), reorient_axes(self.spacing, mask, codes), codes
 
     def __post_init__(self) -> None:
         if not self.condition_max > self.condition_min:
@@ -82,20 +109,25 @@ class ThesisSettings:
             value = getattr(self, key)
             if not (np.isfinite(value) and value > 0):
                 raise InputError(f"{key}: expected a positive number, got {value}")
-        grid_affine(self.shape, self.spacing, self.orientation)
+        if self.orientation is not None and self.mask_orientation and self.image_orientation:
+            raise InputError(
+                f"orientation={self.orientation}: unused, mask_orientation and image_orientation are both "
+                "given; drop one of the three"
+            )
+        if len(self.shape) != 3 or len(self.spacing) != 3:
+            raise InputError(f"grid: expected a 3-D shape and spacing, got {list(self.shape)} and {list(self.spacing)}")
+        for model in ("mask", "image"):
+            grid_affine(*self.grid_of(model))
 
 
-def grid_affine(shape: tuple[int, ...], spacing: tuple[float, ...], orientation: str) -> npt.NDArray[np.float64]:
-    """Voxel → RAS mm affine of arrays with axis codes ``orientation`` (e.g. ``IPL``), centred on the grid."""
-    codes = tuple(str(orientation).upper())
-    if len(codes) != 3 or len(shape) != 3 or len(spacing) != 3:
-        raise InputError(f"orientation={orientation}: expected three axis codes (e.g. IPL, RAS) for a 3-D grid")
-    try:
-        ornt = axcodes2ornt(codes)
-    except ValueError:
-        ornt = np.full((3, 2), np.nan)
-    if np.isnan(ornt).any() or sorted(ornt[:, 0].astype(int)) != [0, 1, 2]:
-        raise InputError(f"orientation={orientation}: expected one of R/L, A/P, S/I per axis (e.g. IPL, RAS)")
+def grid_affine(
+    shape: tuple[int, ...], spacing: tuple[float, ...], orientation: str, key: str = "orientation"
+) -> npt.NDArray[np.float64]:
+    """Voxel → RAS mm affine of arrays with axis codes ``orientation`` (e.g. ``IPL``), centred on the grid, so one
+    grid in two layouts (shape and spacing by ``reorient_axes``) puts each voxel at the same place."""
+    if len(shape) != 3 or len(spacing) != 3:
+        raise InputError(f"grid: expected a 3-D shape and spacing, got {list(shape)} and {list(spacing)}")
+    ornt = axis_ornt(orientation, key)
     affine = np.eye(4)
     for axis, (world, sign) in enumerate(ornt):
         affine[:3, axis] = 0.0
@@ -167,8 +199,10 @@ def _check_complete(net: nn.Module, leftover: Mapping[str, torch.Tensor], used: 
     if not problems and used != len(target):
         problems.append(f"{used} source tensors for {len(target)} target tensors")
     if problems:
-        raise InputError(f"{name}: does not fit the configured network: {'; '.join(problems)} "
-                         "(check the network sizes in the experiment config against the thesis's)")
+        raise InputError(
+            f"{name}: does not fit the configured network: {'; '.join(problems)} "
+            "(check the network sizes in the experiment config against the thesis's)"
+        )
 
 
 def _identity_attention_projections(net: nn.Module) -> int:
@@ -202,13 +236,17 @@ def _mask_ae(source: dict[str, torch.Tensor], network: Mapping[str, Any], name: 
     embedding = source.pop("embedding.weight", None)
     if embedding is None or embedding.ndim != 2 or embedding.shape[0] not in (THESIS_VOCABULARY, len(LABEL_IDS)):
         shape = None if embedding is None else tuple(embedding.shape)
-        raise InputError(f"{name}: expected 'embedding.weight' of shape ({THESIS_VOCABULARY}, embed_dim) in front of "
-                         f"the AutoencoderKL (the thesis's EmbeddingWrapper), found {shape}")
+        raise InputError(
+            f"{name}: expected 'embedding.weight' of shape ({THESIS_VOCABULARY}, embed_dim) in front of "
+            f"the AutoencoderKL (the thesis's EmbeddingWrapper), found {shape}"
+        )
     rows = embedding[torch.tensor(LABEL_IDS)] if embedding.shape[0] == THESIS_VOCABULARY else embedding
     autoencoder = {k.removeprefix("autoencoder."): v for k, v in source.items()}
     if len(autoencoder) != len(source) or rows.shape != net.embedding.weight.shape:
-        raise InputError(f"{name}: expected 'autoencoder.*' keys and an embedding of shape "
-                         f"{tuple(net.embedding.weight.shape)} from the 33 SynthSeg ids, found {tuple(rows.shape)}")
+        raise InputError(
+            f"{name}: expected 'autoencoder.*' keys and an embedding of shape "
+            f"{tuple(net.embedding.weight.shape)} from the 33 SynthSeg ids, found {tuple(rows.shape)}"
+        )
     source.clear()
     with torch.no_grad():
         net.embedding.weight.copy_(rows)
@@ -216,8 +254,9 @@ def _mask_ae(source: dict[str, torch.Tensor], network: Mapping[str, Any], name: 
     return net
 
 
-def convert_network(kind: str, source: dict[str, torch.Tensor], settings: ThesisSettings,
-                    name: str | None = None) -> nn.Module:
+def convert_network(
+    kind: str, source: dict[str, torch.Tensor], settings: ThesisSettings, name: str | None = None
+) -> nn.Module:
     """The nph network of ``kind`` holding the thesis weights in ``source`` (consumed), every tensor accounted for."""
     name = name or f"checkpoints.{kind}"
     network = settings.networks[kind]
@@ -237,22 +276,43 @@ def convert_network(kind: str, source: dict[str, torch.Tensor], settings: Thesis
 
 def _metas(settings: ThesisSettings, sources: Mapping[str, Path]) -> dict[str, dict[str, Any]]:
     """What each bundle's meta.json says (the diffusion bundles' autoencoder digests are added when written)."""
-    affine = grid_affine(settings.shape, settings.spacing, settings.orientation)
-    grid = {"label_ids": label_id_table(), "shape": list(settings.shape), "spacing": list(settings.spacing),
-            "affine": affine.tolist(), "orientation": settings.orientation.upper()}
+    grids = {}
+    for model in ("mask", "image"):
+        shape, spacing, codes = settings.grid_of(model)
+        grids[model] = {
+            "label_ids": label_id_table(),
+            "shape": list(shape),
+            "spacing": list(spacing),
+            "affine": grid_affine(shape, spacing, codes).tolist(),
+            "orientation": codes,
+        }
+    mask_grid, image_grid = grids["mask"], grids["image"]
     mask_factor = downsampling_of(settings.networks["mask_ae"])
     latent_shape = [int(settings.networks["mask_ae"]["latent_channels"]), *(s // mask_factor for s in settings.shape)]
-    image = {"latent_scale_factor": settings.image_scale_factor, "downsampling": downsampling_of(
-        settings.networks["image_ae"]), "latent_channels": int(settings.networks["image_ae"]["latent_channels"])}
+    image = {
+        "latent_scale_factor": settings.image_scale_factor,
+        "downsampling": downsampling_of(settings.networks["image_ae"]),
+        "latent_channels": int(settings.networks["image_ae"]["latent_channels"]),
+    }
     provenance = {k: {"imported_from": str(Path(p).resolve())} for k, p in sources.items()}
-    mask = {"latent_scale_factor": settings.mask_scale_factor, "latent_shape": latent_shape,
-            "downsampling": mask_factor}
+    mask = {
+        "latent_scale_factor": settings.mask_scale_factor,
+        "latent_shape": latent_shape,
+        "downsampling": mask_factor,
+    }
     condition = {"name": "ventricle_fraction", "min": settings.condition_min, "max": settings.condition_max}
-    return {"mask_ae": {**grid, **mask, **provenance["mask_ae"]},
-            "mask_dm": {**grid, **mask, "condition": condition, "noise": dict(settings.noise["mask_dm"]),
-                        **provenance["mask_dm"]},
-            "image_ae": {**grid, **image, "channels": 1, **provenance["image_ae"]},
-            "image_dm": {**grid, **image, **provenance["image_dm"]}}
+    return {
+        "mask_ae": {**mask_grid, **mask, **provenance["mask_ae"]},
+        "mask_dm": {
+            **mask_grid,
+            **mask,
+            "condition": condition,
+            "noise": dict(settings.noise["mask_dm"]),
+            **provenance["mask_dm"],
+        },
+        "image_ae": {**image_grid, **image, "channels": 1, **provenance["image_ae"]},
+        "image_dm": {**image_grid, **image, **provenance["image_dm"]},
+    }
 
 
 def import_thesis(out: str | Path, sources: Mapping[str, str | Path], settings: ThesisSettings) -> dict[str, Path]:
@@ -277,12 +337,15 @@ def import_thesis(out: str | Path, sources: Mapping[str, str | Path], settings: 
         if kind in _AUTOENCODER_OF:
             key, autoencoder = _AUTOENCODER_OF[kind]
             meta[key] = bundle_digest(folders[autoencoder])
-        config: dict[str, Any] = {"experiment": "thesis-import", "grid": {"shape": list(settings.shape),
-                                                                          "spacing": list(settings.spacing)},
-                                  "network": dict(settings.networks[kind])}
+        config: dict[str, Any] = {
+            "experiment": "thesis-import",
+            "grid": {"shape": meta["shape"], "spacing": meta["spacing"]},
+            "network": dict(settings.networks[kind]),
+        }
         if kind in settings.noise:
             config["noise"] = dict(settings.noise[kind])
-        folders[kind] = save_bundle(out / kind, BundleKind(kind), config, nets[kind].state_dict(),
-                                    {**meta, "steps": None})
+        folders[kind] = save_bundle(
+            out / kind, BundleKind(kind), config, nets[kind].state_dict(), {**meta, "steps": None}
+        )
         log.info("import-thesis: %s → %s", sources[kind], folders[kind])
     return folders

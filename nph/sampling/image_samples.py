@@ -2,12 +2,13 @@
 
 Case ``i`` (in the masks' manifest order) gets noise seed ``sample_seed(seed, i)``; its row records the seed,
 the index, the source mask case and the image model's bundle digests. When the masks come with real images
-(phantoms, ingested scans), the mask–image consistency against them is stored in dataset.json.
+(phantoms, ingested scans), the mask–image consistency against them is stored in dataset.json. Masks are read as
+RAS+ arrays; a model trained on another layout (``nph import-thesis``) paints them turned into its own (exact axis
+permutations and flips), and its images come back RAS+.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 from nph import __version__
 from nph.data.dataset import DatasetPaths, LabelledDataset, finalize, write_case
 from nph.data.labels import contiguous_to_ids
+from nph.data.orientation import RAS, reorient_axes
 from nph.errors import InputError
 from nph.progress import progress
 from nph.sampling.pairing import ImageModel, consistency_report, load_image_model, paint_images
@@ -41,27 +43,37 @@ def _check_out(masks: Path, out: Path, overwrite: bool) -> None:
 
 
 def _check_grid(model: ImageModel, dataset: LabelledDataset, case_id: str) -> None:
+    """Masks are read as RAS+ arrays; the model's grid is compared in that axis order (its own may differ)."""
     volume = dataset.label_contiguous(case_id)
-    if model.shape is not None and tuple(volume.shape) != model.shape:
-        raise InputError(f"{dataset.paths.label(case_id)}: grid {tuple(volume.shape)} differs from the image "
-                         f"model's {list(model.shape)}")
-    if model.spacing is not None and not np.allclose(volume.spacing, model.spacing, atol=1e-3):
-        raise InputError(f"{dataset.paths.label(case_id)}: spacing {volume.spacing} mm differs from the image "
-                         f"model's {list(model.spacing)} mm")
+    layout = "" if model.orientation == RAS else f" (its {model.orientation} grid as RAS+ arrays)"
+    if model.shape is not None:
+        shape = reorient_axes(model.shape, model.orientation, RAS)
+        if tuple(volume.shape) != shape:
+            raise InputError(
+                f"{dataset.paths.label(case_id)}: grid {tuple(volume.shape)} differs from the image "
+                f"model's {list(shape)}{layout}"
+            )
+    if model.spacing is not None:
+        spacing = reorient_axes(model.spacing, model.orientation, RAS)
+        if not np.allclose(volume.spacing, spacing, atol=1e-3):
+            raise InputError(
+                f"{dataset.paths.label(case_id)}: spacing {volume.spacing} mm differs from the image "
+                f"model's {list(spacing)} mm{layout}"
+            )
 
 
-def _check_orientation(models: Path) -> None:
-    """Masks are read as RAS+ arrays; a model imported with other axis codes (``nph import-thesis``) saw others."""
-    meta = models / "image_dm" / "meta.json"
-    codes = json.loads(meta.read_text()).get("orientation", "RAS") if meta.is_file() else "RAS"
-    if codes != "RAS":
-        raise InputError(f"{meta}: this image model saw {codes} arrays, masks are read as RAS+; use `nph generate` "
-                         "with its mask model, or import it with orientation=RAS if it was trained on RAS arrays")
-
-
-def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, seed: int, sampler: str = "ddim",
-                  steps: int = 50, batch_size: int = 4, device: str | torch.device = "cpu",
-                  overwrite: bool = False) -> pd.DataFrame:
+def sample_images(
+    models: str | Path,
+    masks: str | Path,
+    out: str | Path,
+    *,
+    seed: int,
+    sampler: str = "ddim",
+    steps: int = 50,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    overwrite: bool = False,
+) -> pd.DataFrame:
     """Paint an image onto every label map of ``masks`` and write ``out``; returns the manifest.
 
     Raises:
@@ -70,24 +82,36 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
     masks, out = Path(masks), Path(out)
     dataset = LabelledDataset(masks)
     _check_out(masks, out, overwrite)
-    _check_orientation(Path(models))
     model = load_image_model(models, device)
     for case_id in dataset.case_ids:
         _check_grid(model, dataset, case_id)
     paths = DatasetPaths(out)
     rows: list[dict[str, Any]] = []
     quality: dict[str, list[np.ndarray]] = {"generated": [], "labels": [], "real": []}
-    provenance = {"source": "sample-images", "seed": int(seed), "sampler": sampler, "steps": int(steps),
-                  "image_ae": model.digests["image_ae"], "image_dm": model.digests["image_dm"],
-                  "nph_version": __version__}
+    provenance = {
+        "source": "sample-images",
+        "seed": int(seed),
+        "sampler": sampler,
+        "steps": int(steps),
+        "image_ae": model.digests["image_ae"],
+        "image_dm": model.digests["image_dm"],
+        "nph_version": __version__,
+    }
     case_ids, start = dataset.case_ids, time.perf_counter()
     with BackgroundWriter() as writer, progress(total=len(case_ids), unit="image", desc="sample-images") as bar:
         for first in range(0, len(case_ids), batch_size):
             indices = list(range(first, min(first + batch_size, len(case_ids))))
             volumes = [dataset.label_contiguous(case_ids[i]) for i in indices]
             labels = np.stack([v.data for v in volumes])
-            images = paint_images(model, labels, [sample_seed(seed, i) for i in indices], sampler=sampler,
-                                  steps=steps, batch_size=batch_size)
+            images = paint_images(
+                model,
+                labels,
+                [sample_seed(seed, i) for i in indices],
+                sampler=sampler,
+                steps=steps,
+                batch_size=batch_size,
+                orientation=RAS,
+            )
             for i, volume, image in zip(indices, volumes, images, strict=True):
                 label_ids = contiguous_to_ids(volume.data)
                 image = np.where(label_ids == 0, 0.0, image).astype(np.float32)
@@ -100,17 +124,23 @@ def sample_images(models: str | Path, masks: str | Path, out: str | Path, *, see
     report = _report(quality)
     log.info("sample-images: %d images in %.1f s; quality %s", len(rows), time.perf_counter() - start, report)
     written: list[dict[str, Any]] = [row["written"] for row in rows]
-    return finalize(paths, written, description=f"nph sample-images (seed {seed})",
-                    extra={"image_quality": report, "image_model": model.digests, "masks": str(masks)})
+    return finalize(
+        paths,
+        written,
+        description=f"nph sample-images (seed {seed})",
+        extra={"image_quality": report, "image_model": model.digests, "masks": str(masks)},
+    )
 
 
-def _write(paths: DatasetPaths, case_id: str, label_ids: np.ndarray, affine: np.ndarray, image: np.ndarray,
-           row: dict[str, Any]) -> None:
+def _write(
+    paths: DatasetPaths, case_id: str, label_ids: np.ndarray, affine: np.ndarray, image: np.ndarray, row: dict[str, Any]
+) -> None:
     row["written"] = write_case(paths, case_id, label_ids, affine, image, dict(row))
 
 
-def _collect(quality: dict[str, list[np.ndarray]], dataset: LabelledDataset, case_id: str, image: np.ndarray,
-             labels: np.ndarray) -> None:
+def _collect(
+    quality: dict[str, list[np.ndarray]], dataset: LabelledDataset, case_id: str, image: np.ndarray, labels: np.ndarray
+) -> None:
     if len(quality["generated"]) >= QUALITY_CASES:
         return
     quality["generated"].append(image)

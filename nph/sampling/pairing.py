@@ -18,8 +18,9 @@ import torch
 from monai.networks.nets import SPADEAutoencoderKL
 from torch import nn
 
+from nph.data.orientation import RAS, axis_codes, reorient
 from nph.errors import InputError
-from nph.models.bundle import BundleKind, bundle_digest, load_bundle
+from nph.models.bundle import META, BundleKind, bundle_digest, load_bundle
 from nph.models.image_ae import build_image_ae, downsampling_of, one_hot_seg
 from nph.models.image_dm import build_image_dm
 from nph.models.image_quality import contrast_error, label_means, ms_ssim_diversity, ventricle_contrast
@@ -44,6 +45,7 @@ class ImageModel:
     digests: dict[str, str]
     shape: tuple[int, int, int] | None = None
     spacing: tuple[float, float, float] | None = None
+    orientation: str = RAS  # axis codes of the arrays it was trained on (imported thesis models: e.g. IAR)
 
     @property
     def device(self) -> torch.device:
@@ -58,32 +60,57 @@ def load_image_model(models: str | Path, device: torch.device | str = "cpu") -> 
     dm_config, dm_state, dm_meta = load_bundle(dm_dir, BundleKind.IMAGE_DM)
     digests = {"image_ae": bundle_digest(ae_dir), "image_dm": bundle_digest(dm_dir)}
     if dm_meta.get("autoencoder") != digests["image_ae"]:
-        raise InputError(f"{dm_dir}: trained on autoencoder {dm_meta.get('autoencoder')}, but {ae_dir} is "
-                         f"{digests['image_ae']} (retrain image_dm, or use the matching image_ae)")
+        raise InputError(
+            f"{dm_dir}: trained on autoencoder {dm_meta.get('autoencoder')}, but {ae_dir} is "
+            f"{digests['image_ae']} (retrain image_dm, or use the matching image_ae)"
+        )
     autoencoder = build_image_ae(ae_config["network"])
     autoencoder.load_state_dict(ae_state)
     unet = build_image_dm(dm_config["network"], int(dm_meta["latent_channels"]))
     unet.load_state_dict(dm_state)
     shape = tuple(int(s) for s in dm_meta["shape"])
     spacing = tuple(float(s) for s in dm_meta["spacing"])
-    return ImageModel(autoencoder.to(device).eval(), unet.to(device).eval(), float(dm_meta["latent_scale_factor"]),
-                      dict(dm_config["noise"]), downsampling_of(ae_config["network"]),
-                      int(dm_meta["latent_channels"]), digests, shape, spacing)  # type: ignore[arg-type]
+    orientation = axis_codes(dm_meta.get("orientation", RAS), f"{dm_dir / META}: orientation")
+    return ImageModel(
+        autoencoder.to(device).eval(),
+        unet.to(device).eval(),
+        float(dm_meta["latent_scale_factor"]),
+        dict(dm_config["noise"]),
+        downsampling_of(ae_config["network"]),
+        int(dm_meta["latent_channels"]),
+        digests,
+        shape,  # type: ignore[arg-type]
+        spacing,  # type: ignore[arg-type]
+        orientation,
+    )
 
 
 @torch.inference_mode()
-def paint_images(model: ImageModel, labels: torch.Tensor | npt.NDArray, seeds: Sequence[int], *,
-                 sampler: str = "ddim", steps: int = 50, batch_size: int = 4) -> npt.NDArray[np.float32]:
+def paint_images(
+    model: ImageModel,
+    labels: torch.Tensor | npt.NDArray,
+    seeds: Sequence[int],
+    *,
+    sampler: str = "ddim",
+    steps: int = 50,
+    batch_size: int = 4,
+    orientation: str | None = None,
+) -> npt.NDArray[np.float32]:
     """Images (N, X, Y, Z) in [0, 1] for label maps (N, X, Y, Z) of contiguous indices, one noise seed each.
 
     Args:
         model: the image LDM (:func:`load_image_model`).
-        labels: contiguous label maps on the model's grid.
+        labels: contiguous label maps on the model's grid (in ``orientation``'s axis order).
         seeds: a 63-bit noise seed per label map (``nph.seeds.sample_seed(seed, index)``).
         sampler: ``ddim`` or ``ddpm`` (DDPM-trained models), ``rflow`` (rectified-flow-trained models).
         steps: denoising steps.
         batch_size: label maps per forward pass; does not change the result.
+        orientation: axis codes of ``labels`` and of the images returned; the model sees its own (``model.
+            orientation``, by exact axis permutations and flips). None: ``labels`` are in the model's already.
     """
+    layout = model.orientation if orientation is None else orientation
+    if axis_codes(layout) != model.orientation:
+        labels = torch.from_numpy(reorient(torch.as_tensor(labels).cpu().numpy(), layout, model.orientation))
     labels = torch.as_tensor(labels).long()
     if labels.ndim != 4 or len(seeds) != labels.shape[0]:
         raise ValueError(f"paint_images: labels {tuple(labels.shape)} need shape (N, X, Y, Z) and N seeds")
@@ -100,11 +127,16 @@ def paint_images(model: ImageModel, labels: torch.Tensor | npt.NDArray, seeds: S
             return model.unet(x, t, seg).float()
 
         with autocast:
-            latents = sample_latents(denoise, build_scheduler(model.noise, sampler),
-                                     initial_noise(latent_shape, generators, device), steps, generators)
+            latents = sample_latents(
+                denoise,
+                build_scheduler(model.noise, sampler),
+                initial_noise(latent_shape, generators, device),
+                steps,
+                generators,
+            )
             images = model.autoencoder.decode_stage_2_outputs(latents / model.scale_factor, seg)
         out.append(images.float().clamp(0, 1)[:, 0].cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
+    return reorient(np.concatenate(out).astype(np.float32), model.orientation, layout)
 
 
 def consistency_report(images: npt.NDArray, labels: npt.NDArray, real: npt.NDArray | None = None) -> dict[str, float]:
@@ -114,13 +146,17 @@ def consistency_report(images: npt.NDArray, labels: npt.NDArray, real: npt.NDArr
     real images' ventricle/parenchyma contrast; always: the generated contrast and MS-SSIM diversity (N ≥ 2).
     """
     generated = np.stack([label_means(i, lab) for i, lab in zip(images, labels, strict=True)])
-    report = {"ventricle_contrast": float(np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(images, labels,
-                                                                                                    strict=True)]))}
+    report = {
+        "ventricle_contrast": float(
+            np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(images, labels, strict=True)])
+        )
+    }
     if real is not None:
         reference = np.stack([label_means(i, lab) for i, lab in zip(real, labels, strict=True)])
         report["contrast_error"] = contrast_error(generated, reference)
-        report["ventricle_contrast_real"] = float(np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(
-            real, labels, strict=True)]))
+        report["ventricle_contrast_real"] = float(
+            np.nanmean([ventricle_contrast(i, lab) for i, lab in zip(real, labels, strict=True)])
+        )
     if len(images) >= 2:
         report["ms_ssim"] = ms_ssim_diversity(images)
     return report

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from nph.data.labels import contiguous_to_ids, ids_to_contiguous
+from nph.data.orientation import RAS, axis_codes, reorient_axes
 from nph.errors import InputError
 from nph.sampling.defaults import DEFAULT
 from nph.sampling.diffusion import Interval, check_guidance_interval, interval_text
@@ -25,7 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class LdmPairSampler:
-    """Mask LDM → image LDM on the grid both were trained on; ``provenance`` carries the four bundle digests."""
+    """Mask LDM → image LDM on the grid both were trained on; ``provenance`` carries the four bundle digests.
+
+    Pairs come out in the mask model's array layout and affine; the image model paints in its own layout.
+    """
 
     def __init__(
         self,
@@ -42,11 +46,15 @@ class LdmPairSampler:
         device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.masks = load_mask_model(models, device)
         self.images = load_image_model(models, device)
+        # The mask model's arrays go to the image model in its own axis order (imported thesis models: IPL → IAR).
+        self.orientation = axis_codes(self.masks.meta.get("orientation", RAS), f"{models}/mask_dm: orientation")
         mask_shape = tuple(int(s) for s in self.masks.meta["shape"])
-        if self.images.shape is not None and tuple(self.images.shape) != mask_shape:
+        expected = reorient_axes(mask_shape, self.orientation, self.images.orientation)
+        if self.images.shape is not None and tuple(self.images.shape) != expected:
+            layout = "" if expected == mask_shape else f" ({expected} as {self.images.orientation} arrays)"
             raise InputError(
                 f"{models}: the image model's grid {self.images.shape} differs from the mask model's "
-                f"{mask_shape}; train both on the same experiment"
+                f"{mask_shape}{layout}; train both on the same experiment"
             )
         self.affine = np.asarray(self.masks.meta["affine"], dtype=np.float64)
         self.seed, self.guidance, self.sampler, self.steps = seed, guidance, sampler, steps
@@ -73,6 +81,7 @@ class LdmPairSampler:
             sampler=self.sampler,
             steps=self.steps,
             batch_size=len(requests),
+            orientation=self.orientation,
         )
         extra = {
             "guidance": self.guidance,

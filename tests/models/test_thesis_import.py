@@ -9,118 +9,27 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
-from torch import nn
+from thesis_checkpoints import THESIS_STRUCTURE, Thesis, import_args, make_thesis, networks
 
-from nph.cli.config import compose_config
 from nph.data.labels import LABEL_IDS, ids_to_contiguous
 from nph.errors import InputError
 from nph.models.image_ae import one_hot_seg
 from nph.models.mask_dm import make_context
-from nph.models.thesis_import import KINDS, ThesisSettings, convert_network, grid_affine, read_checkpoint
+from nph.models.thesis_import import ThesisSettings, convert_network, grid_affine, read_checkpoint
 from nph.sampling.masks import load_mask_model
 from nph.sampling.pairing import load_image_model
-
-SETTINGS = ["orientation=IPL", "mask_scale_factor=1.3", "image_scale_factor=0.7", "condition.min=0.02",
-            "condition.max=0.11"]
-SKIP_REASON = "monai-generative is not installed (requirements.lock pins monai-generative==0.2.3; `make install`)"
-
-
-#: experiment=tiny sizes with the thesis's structure (2 res blocks, resblock up/down, attention at the two deepest
-#: levels with per-level head channels), so key mapping is proven on the layout the real checkpoints have.
-THESIS_STRUCTURE = ["mask_ae.network.num_res_blocks=2", "image_ae.network.num_res_blocks=2",
-                    "mask_dm.network.num_res_blocks=2", "mask_dm.network.resblock_updown=true",
-                    "mask_dm.network.attention_levels=[false,true,true]", "mask_dm.network.num_head_channels=[0,16,16]",
-                    "image_dm.network.num_res_blocks=2", "image_dm.network.resblock_updown=true"]
-
-
-def _networks(extra: list[str]) -> dict[str, dict[str, Any]]:
-    """The network sections `nph import-thesis experiment=tiny` builds (protocol=thesis: upcast_attention)."""
-    cfg = compose_config("import-thesis", ["experiment=tiny", "out=/o", *[f"checkpoints.{k}=/c" for k in KINDS],
-                                           *SETTINGS, *extra])
-    return {k: OmegaConf.to_container(cfg[k].network, resolve=True) for k in KINDS}  # type: ignore[misc]
-
-
-class ThesisMaskAE(nn.Module):
-    """The thesis's mask autoencoder layout: a 61-row embedding of SynthSeg ids in front of an AutoencoderKL."""
-
-    def __init__(self, autoencoder: nn.Module, embed_dim: int) -> None:
-        super().__init__()
-        self.autoencoder = autoencoder
-        self.embedding = nn.Embedding(max(LABEL_IDS) + 1, embed_dim)
-
-    def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.autoencoder.encode(self.embedding(ids).permute(0, 4, 1, 2, 3))
-
-
-def _thesis_networks(net: dict[str, dict[str, Any]]) -> dict[str, nn.Module]:
-    nets = pytest.importorskip("generative.networks.nets", reason=SKIP_REASON)
-    ae, dm, iae, idm = net["mask_ae"], net["mask_dm"], net["image_ae"], net["image_dm"]
-    levels = len(ae["channels"])
-    mask_ae = ThesisMaskAE(nets.AutoencoderKL(
-        spatial_dims=3, in_channels=ae["embed_dim"], out_channels=33, latent_channels=ae["latent_channels"],
-        num_channels=ae["channels"], num_res_blocks=ae["num_res_blocks"], norm_num_groups=ae["norm_num_groups"],
-        attention_levels=(False,) * levels, with_encoder_nonlocal_attn=False, with_decoder_nonlocal_attn=False),
-        ae["embed_dim"])
-    mask_dm = nets.DiffusionModelUNet(
-        spatial_dims=3, in_channels=ae["latent_channels"], out_channels=ae["latent_channels"],
-        num_res_blocks=dm["num_res_blocks"], num_channels=dm["channels"], attention_levels=dm["attention_levels"],
-        num_head_channels=dm["num_head_channels"], norm_num_groups=dm["norm_num_groups"], upcast_attention=True,
-        resblock_updown=dm["resblock_updown"], with_conditioning=True, cross_attention_dim=2)
-    image_ae = nets.SPADEAutoencoderKL(
-        spatial_dims=3, label_nc=33, in_channels=1, out_channels=1, latent_channels=iae["latent_channels"],
-        num_channels=iae["channels"], num_res_blocks=iae["num_res_blocks"], norm_num_groups=iae["norm_num_groups"],
-        attention_levels=(False,) * len(iae["channels"]), with_encoder_nonlocal_attn=False,
-        with_decoder_nonlocal_attn=False, spade_intermediate_channels=iae["spade_channels"])
-    image_dm = nets.SPADEDiffusionModelUNet(
-        spatial_dims=3, in_channels=iae["latent_channels"], out_channels=iae["latent_channels"], label_nc=33,
-        num_res_blocks=idm["num_res_blocks"], num_channels=idm["channels"], attention_levels=idm["attention"],
-        num_head_channels=idm["num_head_channels"], norm_num_groups=idm["norm_num_groups"], upcast_attention=True,
-        resblock_updown=idm["resblock_updown"], spade_intermediate_channels=idm["spade_channels"])
-    torch.manual_seed(0)
-    out = {"mask_ae": mask_ae, "mask_dm": mask_dm, "image_ae": image_ae, "image_dm": image_dm}
-    for module in out.values():
-        with torch.no_grad():  # every weight random (MONAI zero-initialises output layers): outputs must depend on all
-            for tensor in module.state_dict().values():
-                if tensor.is_floating_point():
-                    tensor.copy_(torch.randn_like(tensor) * 0.2)
-    return {k: v.eval() for k, v in out.items()}
-
-
-def _save(nets: dict[str, nn.Module], folder: Path) -> dict[str, Path]:
-    """Each network as the thesis saved it: ``{"model": state_dict, "optimizer": state_dict}``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for kind, net in nets.items():
-        paths[kind] = folder / f"{kind}.pth"
-        torch.save({"model": net.state_dict(), "optimizer": torch.optim.Adam(net.parameters()).state_dict()},
-                   paths[kind])
-    return paths
-
-
-def _import_args(out: Path, paths: dict[str, Path], extra: tuple[str, ...] = ()) -> list[str]:
-    return ["experiment=tiny", f"out={out}", *[f"checkpoints.{k}={p}" for k, p in paths.items()], *SETTINGS, *extra]
-
-
-Thesis = tuple[dict[str, nn.Module], dict[str, Path], Path, tuple[str, ...]]
-
-
-def _thesis(tmp_path_factory: pytest.TempPathFactory, extra: list[str]) -> Thesis:
-    nets = _thesis_networks(_networks(extra))
-    root = tmp_path_factory.mktemp("thesis")
-    return nets, _save(nets, root / "checkpoints"), root, tuple(extra)
 
 
 @pytest.fixture(scope="module")
 def thesis(tmp_path_factory: pytest.TempPathFactory) -> Thesis:
     """The thesis networks at experiment=tiny sizes, their checkpoint files, a folder to import into."""
-    return _thesis(tmp_path_factory, [])
+    return make_thesis(tmp_path_factory, [])
 
 
 @pytest.fixture(scope="module", params=["tiny", "thesis_structure"])
 def thesis_variants(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Thesis:
     """As ``thesis``, and again with the thesis's network structure at small sizes."""
-    return _thesis(tmp_path_factory, THESIS_STRUCTURE if request.param == "thesis_structure" else [])
+    return make_thesis(tmp_path_factory, THESIS_STRUCTURE if request.param == "thesis_structure" else [])
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -132,7 +41,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 def test_imported_networks_match_the_thesis_modules(thesis_variants, run_nph) -> None:
     nets, paths, root, extra = thesis_variants
     models = root / "models"
-    result = run_nph("import-thesis", *_import_args(models, paths, extra))
+    result = run_nph("import-thesis", *import_args(models, paths, extra))
     assert result.status == 0, result.err
     masks, images = load_mask_model(models, torch.device("cpu")), load_image_model(models)
     torch.manual_seed(1)
@@ -160,10 +69,20 @@ def test_imported_networks_match_the_thesis_modules(thesis_variants, run_nph) ->
 def test_imported_bundles_generate_pairs(thesis, run_nph) -> None:
     _, paths, root, _ = thesis
     models = root / "models_generate"
-    assert run_nph("import-thesis", *_import_args(models, paths)).status == 0
+    assert run_nph("import-thesis", *import_args(models, paths)).status == 0
     out = root / "synthetic"
-    result = run_nph("generate", "experiment=tiny", "protocol=thesis", f"models={models}", f"out={out}", "n=2",
-                     "steps=2", "batch_size=2", "writer_threads=1", "device=cpu")
+    result = run_nph(
+        "generate",
+        "experiment=tiny",
+        "protocol=thesis",
+        f"models={models}",
+        f"out={out}",
+        "n=2",
+        "steps=2",
+        "batch_size=2",
+        "writer_threads=1",
+        "device=cpu",
+    )
     assert result.status == 0, result.err
     manifest = (out / "manifest.csv").read_text().splitlines()
     assert len(manifest) == 3 and len(list((out / "imagesTr").glob("*.nii.gz"))) == 2
@@ -177,20 +96,22 @@ def test_unused_or_unset_tensors_are_named(thesis, tmp_path: Path, run_nph) -> N
     del missing["out.2.conv.bias"]
     torch.save(missing, tmp_path / "missing.pth")
     models = tmp_path / "models"
-    result = run_nph("import-thesis", *_import_args(models, {**paths, "mask_dm": tmp_path / "extra.pth"}))
+    result = run_nph("import-thesis", *import_args(models, {**paths, "mask_dm": tmp_path / "extra.pth"}))
     assert result.status == 2
     assert "checkpoints.mask_dm: does not fit the configured network: unused source tensors ['out.9.weight']" in (
-        result.err)
-    result = run_nph("import-thesis", *_import_args(models, {**paths, "image_dm": tmp_path / "missing.pth"}))
+        result.err
+    )
+    result = run_nph("import-thesis", *import_args(models, {**paths, "image_dm": tmp_path / "missing.pth"}))
     assert result.status == 2
     assert "checkpoints.image_dm: does not fit the configured network: target tensors not set ['out.2.conv.bias']" in (
-        result.err)
+        result.err
+    )
     assert not models.exists()  # nothing written when one checkpoint does not fit
 
 
 def test_networks_of_other_sizes_are_refused(thesis, tmp_path: Path, run_nph) -> None:
     _, paths, _, _ = thesis
-    result = run_nph("import-thesis", *_import_args(tmp_path / "m", paths), "mask_ae.network.channels=[8,16,32]")
+    result = run_nph("import-thesis", *import_args(tmp_path / "m", paths), "mask_ae.network.channels=[8,16,32]")
     assert result.status == 2 and "checkpoints.mask_ae: does not fit the configured network" in result.err
     assert "size mismatch" in result.err and not (tmp_path / "m").exists()
 
@@ -198,9 +119,9 @@ def test_networks_of_other_sizes_are_refused(thesis, tmp_path: Path, run_nph) ->
 def test_existing_bundles_are_not_overwritten(thesis, tmp_path: Path, run_nph) -> None:
     _, paths, _, _ = thesis
     models = tmp_path / "models"
-    assert run_nph("import-thesis", *_import_args(models, paths)).status == 0
+    assert run_nph("import-thesis", *import_args(models, paths)).status == 0
     before = (models / "mask_dm" / "weights.safetensors").read_bytes()
-    result = run_nph("import-thesis", *_import_args(models, paths), "condition.max=0.5")
+    result = run_nph("import-thesis", *import_args(models, paths), "condition.max=0.5")
     assert result.status == 2 and "already holds bundle(s)" in result.err
     assert (models / "mask_dm" / "weights.safetensors").read_bytes() == before
 
@@ -235,22 +156,18 @@ def test_grid_affine_follows_the_axis_codes() -> None:
             grid_affine((4, 6, 4), (1.0, 2.0, 3.0), bad)
 
 
-def test_sample_images_refuses_an_image_model_of_another_orientation(thesis, tmp_path: Path, run_nph) -> None:
-    _, paths, _, _ = thesis
-    models, masks = tmp_path / "models", tmp_path / "masks"
-    assert run_nph("import-thesis", *_import_args(models, paths)).status == 0
-    assert run_nph("sample-masks", f"models={models}", f"out={masks}", "n=1", "steps=2", "experiment=tiny").status == 0
-    result = run_nph("sample-images", f"models={models}", f"masks={masks}", f"out={tmp_path / 'images'}",
-                     "experiment=tiny", "steps=2")
-    assert result.status == 2 and "this image model saw IPL arrays, masks are read as RAS+" in result.err
-    assert not (tmp_path / "images").exists()
-
-
 def _settings(**changes: Any) -> ThesisSettings:
-    values: dict[str, Any] = {"networks": _networks([]), "noise": {"mask_dm": {}, "image_dm": {}},
-                              "shape": (32, 48, 32), "spacing": (5.0, 4.667, 5.0), "orientation": "IPL",
-                              "mask_scale_factor": 1.0, "image_scale_factor": 1.0, "condition_min": 0.0,
-                              "condition_max": 1.0}
+    values: dict[str, Any] = {
+        "networks": networks([]),
+        "noise": {"mask_dm": {}, "image_dm": {}},
+        "shape": (32, 48, 32),
+        "spacing": (5.0, 4.667, 5.0),
+        "orientation": "IPL",
+        "mask_scale_factor": 1.0,
+        "image_scale_factor": 1.0,
+        "condition_min": 0.0,
+        "condition_max": 1.0,
+    }
     return ThesisSettings(**{**values, **changes})
 
 
