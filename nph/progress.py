@@ -27,12 +27,19 @@ def progress(
     unit: str = "it",
     initial: int = 0,
     disable: bool = False,
+    in_logs: bool = True,
     stream: TextIO | None = None,
     interval: float = LINE_INTERVAL,
 ) -> tqdm | LineProgress:
-    """A tqdm bar when ``stream`` (stderr by default) is a terminal, else a :class:`LineProgress`."""
+    """A tqdm bar when ``stream`` (stderr by default) is a terminal, else a :class:`LineProgress`.
+
+    ``in_logs=False``: a bar on a terminal only (short set-up steps that log their own summary line).
+    """
     stream = sys.stderr if stream is None else stream
-    if disable or _is_terminal(stream):
+    terminal = _is_terminal(stream)
+    if not in_logs and not terminal:
+        disable = True
+    if disable or terminal:
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, disable=disable, file=stream)
     return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, stream=stream, interval=interval)
 

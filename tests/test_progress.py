@@ -28,6 +28,9 @@ def test_a_terminal_gets_tqdm_and_a_file_gets_lines() -> None:
     assert isinstance(progress(total=3, desc="x", stream=_Terminal()), tqdm)
     assert isinstance(progress(total=3, desc="x", stream=io.StringIO()), LineProgress)
     assert isinstance(progress(total=3, desc="x", stream=io.StringIO(), disable=True), tqdm)
+    quiet = progress(range(3), desc="x", stream=io.StringIO(), in_logs=False)  # set-up steps: a terminal only
+    assert isinstance(quiet, tqdm) and quiet.disable and list(quiet) == [0, 1, 2]
+    assert not progress(total=3, desc="x", stream=_Terminal(), in_logs=False).disable
 
 
 def test_lines_come_at_the_interval_and_at_the_end() -> None:

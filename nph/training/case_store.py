@@ -174,7 +174,7 @@ def _build(source: CaseSource, folder: Path) -> None:
             for name, (shape, dtype) in source.fields.items()
         }
         last = time.monotonic()
-        for index in progress(range(count), desc="case store", unit="case"):
+        for index in progress(range(count), desc="case store", unit="case", in_logs=False):
             for name, array in source.read(index).items():
                 arrays[name][index] = array
             if time.monotonic() - last > LOG_EVERY_S:

@@ -149,7 +149,7 @@ def _encode(
     try:
         arrays: dict[str, np.ndarray] = {}
         last, started = time.monotonic(), time.monotonic()
-        for start in progress(range(0, len(case_ids), batch_size), desc="encode masks", unit="batch"):
+        for start in progress(range(0, len(case_ids), batch_size), desc="encode masks", unit="batch", in_logs=False):
             batch = torch.stack([labels[i]["labels"] for i in range(start, min(start + batch_size, len(case_ids)))])
             for name, value in zip(("mu", "sigma"), ae.encode(batch.to(device)), strict=True):
                 if name not in arrays:
