@@ -18,6 +18,7 @@ __all__ = [
     "PLANS_OF_PLANNER",
     "install_splits",
     "model_folder",
+    "narrow_network",
     "plan_command",
     "plans_name",
     "predict_command",
@@ -157,3 +158,23 @@ def install_splits(root: NnunetRoot, dataset_name: str) -> Path:
     record = root.raw / dataset_name / "export.json"
     splits = json.loads(record.read_text())["splits"]
     return write_json(root.preprocessed / dataset_name / "splits_final.json", splits)
+
+
+def narrow_network(plans_file: Path, configuration: str, base_features: int) -> list[int]:
+    """Give the planned U-Net ``base_features`` feature maps in its first stage, doubling per stage, never more
+    than nnU-Net planned; returns the new list (written back atomically).
+
+    nnU-Net starts at 32. At toy scale on a CPU a quarter of that costs a quarter of the time per iteration, and
+    a budget of iterations is what lets a harder training set (random contrasts) learn at all (docs/demo.md).
+    """
+    if base_features < 1:
+        raise InputError(f"base_features={base_features}: must be at least 1 (null keeps nnU-Net's plan)")
+    plans = json.loads(plans_file.read_text())
+    try:
+        arch = plans["configurations"][configuration]["architecture"]["arch_kwargs"]
+        planned = [int(f) for f in arch["features_per_stage"]]
+    except (KeyError, TypeError) as err:
+        raise InputError(f"{plans_file}: no features_per_stage for configuration {configuration!r}") from err
+    arch["features_per_stage"] = [min(base_features * 2**i, f) for i, f in enumerate(planned)]
+    write_json(plans_file, plans)
+    return arch["features_per_stage"]

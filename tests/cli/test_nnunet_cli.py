@@ -108,6 +108,10 @@ def test_bad_inputs_exit_2(run_nph, tmp_path: Path) -> None:
     assert result.status == 2 and "no Dataset004_* folder" in result.err
     assert run_nph("nnunet", "export", f"data=[{real}]", "dataset=4", "val_cases=1", *base).status == 0
     exported = sorted((root / "nnUNet_raw" / "Dataset004_NPH" / "labelsTr").iterdir())
+    for bad_width in ("0", "eight", "2.5"):  # refused before nnU-Net plans anything
+        result = run_nph("nnunet", "plan", "dataset=4", f"base_features={bad_width}", *base)
+        assert result.status == 2 and "base_features=" in result.err and "at least 1" in result.err, result.err
+        assert not (root / "nnUNet_preprocessed" / "Dataset004_NPH").exists()
     result = run_nph("nnunet", "train", "dataset=4", *base)
     assert result.status == 2 and "nnUNetPlans.json: missing" in result.err and "nph nnunet plan" in result.err
     result = run_nph("nnunet", "predict", "dataset=4", f"input={real}", f"out={tmp_path / 'p'}", *base)

@@ -13,6 +13,7 @@ from nph.segmentation.nnunet_env import TRAINER_DIR, NnunetRoot, dataset_folder_
 from nph.segmentation.nnunet_run import (
     install_splits,
     model_folder,
+    narrow_network,
     plan_command,
     plans_name,
     predict_command,
@@ -82,3 +83,31 @@ def test_folders_and_errors(tmp_path: Path) -> None:
     (root.raw / "Dataset005_B").mkdir()
     with pytest.raises(InputError, match="several folders"):
         root.find_dataset(5)
+
+
+def test_narrow_network_halves_nothing_it_should_not(tmp_path: Path) -> None:
+    """base_features·2^i per stage, capped by nnU-Net's plan; other configurations and keys untouched."""
+    planned = [32, 64, 128, 256, 320, 320]
+    plans = {
+        "plans_name": "nnUNetPlans",
+        "configurations": {
+            "3d_fullres": {"batch_size": 2, "architecture": {"arch_kwargs": {"features_per_stage": planned,
+                                                                              "n_stages": 6}}},
+            "2d": {"architecture": {"arch_kwargs": {"features_per_stage": planned}}},
+        },
+    }
+    path = tmp_path / "nnUNetPlans.json"
+    path.write_text(json.dumps(plans))
+    assert narrow_network(path, "3d_fullres", 8) == [8, 16, 32, 64, 128, 256]
+    written = json.loads(path.read_text())
+    assert written["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"] == {
+        "features_per_stage": [8, 16, 32, 64, 128, 256], "n_stages": 6}
+    assert written["configurations"]["2d"] == plans["configurations"]["2d"]
+    assert written["configurations"]["3d_fullres"]["batch_size"] == 2 and written["plans_name"] == "nnUNetPlans"
+    assert narrow_network(path, "2d", 64) == [32, 64, 128, 256, 320, 320]  # never wider than planned
+    with pytest.raises(InputError, match="base_features=0"):
+        narrow_network(path, "2d", 0)
+    with pytest.raises(InputError, match=r"nnUNetPlans\.json: no features_per_stage for configuration '3d_lowres'"):
+        narrow_network(path, "3d_lowres", 8)
+    assert json.loads(path.read_text())["configurations"]["2d"]["architecture"]["arch_kwargs"][
+        "features_per_stage"] == [32, 64, 128, 256, 320, 320]

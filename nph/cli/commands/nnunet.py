@@ -21,6 +21,7 @@ from nph.segmentation.nnunet_predict import predict_to_folder
 from nph.segmentation.nnunet_run import (
     install_splits,
     model_folder,
+    narrow_network,
     plan_command,
     plans_name,
     require_trained,
@@ -99,8 +100,22 @@ def _plan(cfg: DictConfig, root: NnunetRoot) -> None:
     processes = max(1, workers, threads // 2)
     env["nnUNet_n_proc_DA"] = str(processes)  # the planner sets torch threads from it, and 0 is refused there
     cmd = plan_command(int(cfg.dataset), str(cfg.configuration), str(cfg.planner), processes)
+    base_features = _base_features(cfg.base_features)
     run_logged(cmd, env, root.root / "logs" / f"plan_{name}.log", "nnU-Net plan and preprocess")
+    if base_features is not None:
+        plans = root.preprocessed / name / f"{plans_name(str(cfg.planner))}.json"
+        features = narrow_network(plans, str(cfg.configuration), base_features)
+        log.info("nnU-Net plan: feature maps per stage %s (base_features=%d) in %s", features, base_features, plans)
     install_splits(root, name)
+
+
+def _base_features(value: object) -> int | None:
+    """``base_features``: None (nnU-Net's plan) or a whole number of at least 1, checked before planning."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"base_features={value!r}: must be a whole number of at least 1 (null keeps nnU-Net's plan)")
+    return value
 
 
 def _train(cfg: DictConfig, root: NnunetRoot) -> None:
