@@ -115,7 +115,8 @@ DEMO_SAMSEG_ARGS ?= preset=fast
 DEMO_JOBS ?= 2
 DEMO_THREADS ?= 1
 NPH := $(BIN)/nph
-DEMO_ENV = OMP_NUM_THREADS=$(DEMO_THREADS) MKL_NUM_THREADS=$(DEMO_THREADS)
+# Parallel steps write progress as plain lines (two tqdm bars would overwrite each other on one terminal line)
+DEMO_ENV = OMP_NUM_THREADS=$(DEMO_THREADS) MKL_NUM_THREADS=$(DEMO_THREADS) $(if $(filter 1,$(DEMO_JOBS)),,NPH_PROGRESS=lines)
 DNPH = $(DEMO_ENV) $(NPH)
 D := $(DEMO_DIR)
 DEMO_ARGS = experiment=$(DEMO_EXPERIMENT) $(DEMO_OVERRIDES)
@@ -128,7 +129,7 @@ DEMO_PRED_MAP = {$(subst |, ,$(subst $(space),$(comma),$(foreach m,$(DEMO_METHOD
 
 .PHONY: demo
 demo: install $(if $(filter samseg,$(DEMO_BASELINES)),install-samseg)
-	$(MAKE) --no-print-directory -j$(DEMO_JOBS) --output-sync=line $(D)/benchmark/report.html
+	$(MAKE) --no-print-directory -j$(DEMO_JOBS) $(D)/benchmark/report.html
 	@echo "demo report: $(abspath $(D)/benchmark/report.html)"
 
 $(D)/real/manifest.csv: | install
@@ -160,7 +161,10 @@ $(D)/randomized/manifest.csv: $(D)/real/manifest.csv
 $(D)/pred_samseg/labels.json: $(D)/test/manifest.csv
 	$(DNPH) samseg input=$(D)/test out=$(D)/pred_samseg threads=$(DEMO_THREADS) $(DEMO_SAMSEG_ARGS) $(DEMO_ARGS)
 
-$(D)/pred_%/labels.json: $(D)/%/manifest.csv $(D)/test/manifest.csv
+# The nnU-Nets wait for the four models (order only): make -j would otherwise start them first and leave the
+# model chain, the longest path, for last.
+$(D)/pred_%/labels.json: $(D)/%/manifest.csv $(D)/test/manifest.csv \
+  | $(D)/models/mask_dm/meta.json $(D)/models/image_dm/meta.json
 	$(DNPH) nnunet export data=[$(D)/$*] root=$(D)/nnunet dataset=$(DEMO_ID_$*) name=$* scheme=$(DEMO_SCHEME) $(DEMO_ARGS)
 	$(DNPH) nnunet plan cpus=$(DEMO_THREADS) root=$(D)/nnunet dataset=$(DEMO_ID_$*) $(DEMO_NNUNET_PLAN) $(DEMO_ARGS)
 	$(DNPH) nnunet train cpus=$(DEMO_THREADS) root=$(D)/nnunet dataset=$(DEMO_ID_$*) $(DEMO_NNUNET_BUDGET) $(DEMO_ARGS)

@@ -2,10 +2,13 @@
 
 SLURM logs, ``make demo > log`` and CI capture stderr in files, where tqdm's ``\\r`` frames pile up into one
 unreadable line. :func:`progress` picks the form from the stream, so every loop in nph reports the same way.
+``NPH_PROGRESS=lines`` asks for lines on a terminal too: ``make demo`` runs two steps at once, whose bars would
+overwrite each other on one terminal line.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -13,7 +16,7 @@ from typing import Any, TextIO
 
 from tqdm import tqdm
 
-__all__ = ["LineProgress", "progress"]
+__all__ = ["LineProgress", "bars_wanted", "progress"]
 
 #: seconds between two plain lines in a log file
 LINE_INTERVAL = 5.0
@@ -36,7 +39,7 @@ def progress(
     ``in_logs=False``: a bar on a terminal only (short set-up steps that log their own summary line).
     """
     stream = sys.stderr if stream is None else stream
-    terminal = _is_terminal(stream)
+    terminal = bars_wanted(stream)
     if not in_logs and not terminal:
         disable = True
     if disable or terminal:
@@ -44,7 +47,10 @@ def progress(
     return LineProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, stream=stream, interval=interval)
 
 
-def _is_terminal(stream: TextIO) -> bool:
+def bars_wanted(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal and ``NPH_PROGRESS`` is not ``lines``: where \\r-drawn bars belong."""
+    if os.environ.get("NPH_PROGRESS", "").strip().lower() == "lines":
+        return False
     isatty = getattr(stream, "isatty", None)
     return bool(isatty()) if callable(isatty) else False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from tqdm import tqdm
 
 from nph.progress import LineProgress, progress
@@ -31,6 +32,19 @@ def test_a_terminal_gets_tqdm_and_a_file_gets_lines() -> None:
     quiet = progress(range(3), desc="x", stream=io.StringIO(), in_logs=False)  # set-up steps: a terminal only
     assert isinstance(quiet, tqdm) and quiet.disable and list(quiet) == [0, 1, 2]
     assert not progress(total=3, desc="x", stream=_Terminal(), in_logs=False).disable
+
+
+def test_lines_on_a_terminal_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NPH_PROGRESS=lines (make demo's parallel steps share one terminal): whole lines, nothing \\r-drawn."""
+    monkeypatch.setenv("NPH_PROGRESS", "lines")
+    terminal = _Terminal()
+    with progress(total=2, desc="shared", unit="step", stream=terminal) as bar:
+        assert isinstance(bar, LineProgress)
+        bar.update(2)
+    assert "\r" not in terminal.getvalue() and terminal.getvalue().splitlines()[-1].startswith("shared: 2/2 step")
+    assert progress(total=3, desc="x", stream=_Terminal(), in_logs=False).disable  # set-up steps stay quiet
+    monkeypatch.setenv("NPH_PROGRESS", "auto")
+    assert isinstance(progress(total=3, desc="x", stream=_Terminal()), tqdm)
 
 
 def test_lines_come_at_the_interval_and_at_the_end() -> None:

@@ -96,6 +96,7 @@ def nnunet_env(
             "nnUNet_compile": "true" if compile_model else "false",
             "OMP_NUM_THREADS": str(int(threads)),
             "MKL_NUM_THREADS": str(int(threads)),
+            "NPH_NNUNET_THREADS": str(int(threads)),  # nph's trainers set torch to it (nnU-Net's CPU entry: all cores)
         }
     )
     env.update(extra or {})

@@ -26,10 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+    from nph.progress import bars_wanted
+
     torch.set_num_threads(max(1, args.threads))
     fold = args.fold if args.fold == "all" else int(args.fold)
-    # a bar on a terminal only: in a log file its \r frames pile up into one line
-    predictor = nnUNetPredictor(device=torch.device(args.device), allow_tqdm=sys.stderr.isatty())
+    # a bar on a terminal only (and not under NPH_PROGRESS=lines): in a log file its \r frames pile up into one line
+    predictor = nnUNetPredictor(device=torch.device(args.device), allow_tqdm=bars_wanted(sys.stderr))
     predictor.initialize_from_trained_model_folder(args.model, use_folds=(fold,))
     predictor.predict_from_files(
         args.input,

@@ -31,7 +31,8 @@ def test_train_and_predict_tiny_nnunet(run_nph, tmp_path: Path, record_property)
     train = write_toy_dataset(tmp_path / "train", 8, seed=5)
     test = write_toy_dataset(tmp_path / "test", 3, seed=9)
     root = tmp_path / "nn"
-    common = (f"root={root}", "dataset=11", "experiment=tiny", "cpus=2")  # CI has 2 cores
+    # one core of CI's 2: nnUNetv2_train -device cpu takes every core, nph's trainer gives the job its allocation back
+    common = (f"root={root}", "dataset=11", "experiment=tiny", "cpus=1")
     result = run_nph("nnunet", "export", f"data=[{train}]", "scheme=ventricles1", *common)
     assert result.status == 0, result.err
     result = run_nph("nnunet", "plan", *common)  # runs nnU-Net's --verify_dataset_integrity
@@ -45,6 +46,7 @@ def test_train_and_predict_tiny_nnunet(run_nph, tmp_path: Path, record_property)
     train_log = next((root / "logs").glob("train_Dataset011_NPH_*.log")).read_text()
     assert train_log.count("Epoch time") == 2  # nph's trainer, found through nnUNet_extTrainer, ran 2 epochs
     assert "This split has 6 training and 2 validation cases" in train_log
+    assert "torch threads on the CPU: 1 (NPH_NNUNET_THREADS)" in train_log
     losses = [float(v) for v in re.findall(r"train_loss (\S+)", train_log)]
     assert len(losses) == 2 and np.isfinite(losses).all()
     # Run again with one more epoch (as a requeued job does): resume=auto passes --c, so it continues at epoch 2

@@ -31,6 +31,7 @@ def test_env_is_explicit_and_complete(tmp_path: Path) -> None:
     assert env["nnUNet_results"] == str(tmp_path / "nnUNet_results")
     assert env["nnUNet_extTrainer"] == str(TRAINER_DIR) and (TRAINER_DIR / "nnUNetTrainer_nph.py").is_file()
     assert (env["OMP_NUM_THREADS"], env["nnUNet_n_proc_DA"], env["nnUNet_def_n_proc"]) == ("3", "5", "5")
+    assert env["NPH_NNUNET_THREADS"] == "3"  # nph's trainers re-apply it after nnU-Net's CPU entry took every core
     assert env["nnUNet_compile"] == "false" and env["NPH_NNUNET_EPOCHS"] == "2"
 
 

@@ -30,7 +30,8 @@ def _env_int(name: str, default: int) -> int:
 
 
 class nnUNetTrainer_nph(nnUNetTrainer):
-    """Default nnU-Net training; epochs × iterations from ``NPH_NNUNET_EPOCHS``/``_ITERATIONS``/``_VAL_ITERATIONS``."""
+    """Default nnU-Net training; epochs × iterations from ``NPH_NNUNET_EPOCHS``/``_ITERATIONS``/``_VAL_ITERATIONS``,
+    CPU threads from ``NPH_NNUNET_THREADS``."""
 
     default_epochs = 1000
     default_iterations = 250
@@ -44,6 +45,12 @@ class nnUNetTrainer_nph(nnUNetTrainer):
         self.num_epochs = _env_int("NPH_NNUNET_EPOCHS", self.default_epochs)
         self.num_iterations_per_epoch = _env_int("NPH_NNUNET_ITERATIONS", self.default_iterations)
         self.num_val_iterations_per_epoch = _env_int("NPH_NNUNET_VAL_ITERATIONS", self.default_val_iterations)
+        # nnUNetv2_train -device cpu sets torch to every core of the machine before the trainer exists; a job given
+        # fewer cores (a SLURM task, two demo steps at once) then runs more threads than cores and crawls.
+        threads = _env_int("NPH_NNUNET_THREADS", 0)
+        if threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(threads)
+            self.print_to_log_file(f"torch threads on the CPU: {torch.get_num_threads()} (NPH_NNUNET_THREADS)")
         if not deep_supervision_usable(self.configuration_manager.pool_op_kernel_sizes):
             self.enable_deep_supervision = False
             self.print_to_log_file(
