@@ -106,7 +106,7 @@ DEMO_SCHEME ?= ventricles6
 # phantoms' fixed contrast is learnt in 30 (docs/demo.md). Base features 8 instead of nnU-Net's 32 make an
 # iteration 4× cheaper on a CPU, which buys those iterations.
 DEMO_NNUNET_PLAN ?= base_features=8
-DEMO_NNUNET_BUDGET ?= nnunet.epochs=40 nnunet.iterations=25 nnunet.val_iterations=2
+DEMO_NNUNET_BUDGET ?= nnunet.epochs=60 nnunet.iterations=25 nnunet.val_iterations=2
 # External baselines scored beside the nnU-Nets (empty: none); SAMSEG runs from .venv-samseg (make install-samseg)
 DEMO_BASELINES ?= samseg
 DEMO_SAMSEG_ARGS ?= preset=fast
