@@ -79,6 +79,10 @@ def test_make_demo_produces_a_real_report_and_resumes(tmp_path: Path) -> None:
         assert curve is not None and curve["epoch"].tolist() == [0], method
         assert np.isfinite(curve[["train_loss", "val_loss"]].to_numpy()).all(), (method, curve)
         assert summary["training"][method]["epochs"] == 1 and not summary["training"][method]["non_finite_loss_epochs"]
+    plans = json.loads((demo / "nnunet" / "nnUNet_preprocessed" / "Dataset503_real" / "nnUNetPlans.json").read_text())
+    assert plans["configurations"]["3d_fullres"]["architecture"]["arch_kwargs"]["features_per_stage"][0] == 8
+    train_log = next((demo / "nnunet" / "logs").glob("train_Dataset503_real_*.log")).read_text()
+    assert "torch threads on the CPU: 1 (NPH_NNUNET_THREADS)" in train_log  # DEMO_THREADS, not every core
     applied = json.loads((demo / "pred_real" / "postprocessing.json").read_text())
     assert applied["validation_cases"] >= 1 and all(s["labels"] for s in applied["applied"])
     html = (demo / "benchmark" / "report.html").read_text()
