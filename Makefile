@@ -102,9 +102,9 @@ DEMO_GENERATE_ARGS ?= steps=50
 # nnU-Net label scheme of the demo: ventricles6 | ventricles1 | all33
 DEMO_SCHEME ?= ventricles6
 # The one training budget of every nnU-Net in the demo (equal by construction): epochs × iterations per epoch.
-# Random contrasts need it: the randomised set's validation Dice stays 0 for its first 250-350 iterations, the
-# phantoms' fixed contrast is learnt in 30 (docs/demo.md). Base features 8 instead of nnU-Net's 32 make an
-# iteration 4× cheaper on a CPU, which buys those iterations.
+# Random contrasts need it: the randomised set's validation Dice stays 0 for its first 250-700 iterations, the
+# phantoms' fixed contrast is learnt in tens (docs/demo.md). Base features 8 instead of nnU-Net's 32 make an
+# iteration about 5× cheaper on a CPU thread, which buys those iterations.
 DEMO_NNUNET_PLAN ?= base_features=8
 DEMO_NNUNET_BUDGET ?= nnunet.epochs=60 nnunet.iterations=25 nnunet.val_iterations=2
 # External baselines scored beside the nnU-Nets (empty: none); SAMSEG runs from .venv-samseg (make install-samseg)
