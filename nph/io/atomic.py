@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "fsync_dir", "write_bytes", "write_json", "write_text"]
+__all__ = ["atomic_path", "fsync_dir", "remove_leftovers", "write_bytes", "write_json", "write_text"]
 
 TEMP_PREFIX = ".tmp-"
 
@@ -59,6 +59,20 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temporary files a killed writer left in ``folder`` (not below it); returns what went.
+
+    SIGKILL between the write and ``os.replace`` leaves a ``.tmp-*`` file that nothing reads. Call this only when
+    no writer can be running in ``folder`` (e.g. once every shard of a run is done), or it takes a live write.
+    """
+    if not folder.is_dir():
+        return []
+    leftovers = [f for f in folder.iterdir() if f.name.startswith(TEMP_PREFIX) and f.is_file()]
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
 
 
 def write_bytes(dest: str | os.PathLike[str], data: bytes) -> Path:

@@ -12,6 +12,7 @@ import pandas as pd
 
 from nph.data.dataset import finalize
 from nph.errors import InputError
+from nph.io.atomic import remove_leftovers
 from nph.synthesis.records import SynthesisPaths, is_done, iter_records
 from nph.synthesis.shards import Shard, case_id_for, shard_indices
 
@@ -54,6 +55,9 @@ def merge(paths: SynthesisPaths, *, allow_partial: bool = False) -> pd.DataFrame
     if missing and not allow_partial:
         raise InputError(f"{paths.root}: {len(missing)} of {n} samples are missing (first: {case_id_for(missing[0])});"
                          " finish the shards or pass allow_partial=true")
+    if not missing:  # every shard is done, so no writer is left: clear what killed ones left half-written
+        for folder in (paths.records_dir, paths.images_dir, paths.labels_dir):
+            remove_leftovers(folder)
     rows = [row for row in iter_records(paths) if is_done(paths, str(row["case_id"]))]
     return finalize(paths, rows, modality=str(settings.get("modality", "MRI")),
                     description="nph synthetic pairs", extra={"generate": settings})

@@ -74,9 +74,16 @@ def test_merge_is_idempotent_and_refuses_incomplete_runs(tmp_path) -> None:
     assert [(p.done, p.total) for p in progress(paths)] == [(4, 4), (0, 3)]
     with pytest.raises(InputError, match="3 of 7 samples are missing"):
         merge(paths)
+    # what SIGKILL between a write and its os.replace leaves; shard 1 may still be writing, so a partial merge keeps it
+    leftovers = [paths.records_dir / ".tmp-x1.json", paths.images_dir / ".tmp-x2.nii.gz"]
+    for leftover in leftovers:
+        leftover.write_text("half")
     assert len(merge(paths, allow_partial=True)) == 4
+    assert all(leftover.exists() for leftover in leftovers)
     generate_shard(PhantomPairSampler(), paths, n=N, seed=SEED, shard=Shard(1, 2), conditions=SPEC)
-    merge(paths)
+    merge(paths)  # every shard done: no writer is left, the leftovers go, nothing else does
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert len(list(paths.records_dir.glob("*.json"))) == N and len(list(paths.images_dir.iterdir())) == N
     first = (paths.manifest.read_bytes(), paths.dataset_json.read_bytes())
     merge(paths)
     assert (paths.manifest.read_bytes(), paths.dataset_json.read_bytes()) == first
