@@ -35,7 +35,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 test: install install-samseg
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install install-samseg  ## the fast tests; SAMSEG's atlas-table test needs .venv-samseg too
 	$(BIN)/python -m pytest -m "not slow and not slurm and not thesis" $(PYTEST_ARGS)
 
 thesis-smoke: install  ## one step of each stage + a 2-step generate at experiment=thesis on the CPU (slow)
